@@ -1,0 +1,1 @@
+return LayerTool.Cli.LayerToolApp.Run(args);
