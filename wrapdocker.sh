@@ -17,6 +17,9 @@
 #   DIND_STORAGE_DRIVER  force a storage driver (for example vfs, which works on any filesystem)
 #   DIND_BRIDGE          1 = let dockerd create its default bridge and iptables rules; default off:
 #                        no bridge, no iptables, containers use --network host or none
+#   DIND_CGROUP_PARENT   cgroup parent of the nested containers; default on cgroup v1 with the host's
+#                        cgroup namespace: our own cgroup + /dind, so the nested containers count
+#                        against this container's limits and nothing lands in the host's /docker group
 #   DIND_DOCKERD_ARGS    extra dockerd flags (split on spaces)
 #   DIND_WAIT            seconds to wait for the daemon to answer (default 60)
 #   DIND_LOG             daemon log file (default /var/log/dockerd.log)
@@ -58,6 +61,10 @@ prepare_cgroup_v2() {
 		say "cgroup v2 without a private cgroup namespace: leaving the hierarchy as it is"
 		return 0
 	fi
+	# Without --privileged docker mounts the hierarchy read-only.
+	if ! [ -w /sys/fs/cgroup/cgroup.subtree_control ]; then
+		mount -o remount,rw /sys/fs/cgroup 2>/dev/null || say "/sys/fs/cgroup is read-only and could not be remounted read-write"
+	fi
 	# A cgroup with processes cannot delegate controllers ("no internal processes"), so move every
 	# process of the root group (us included) into a leaf first.
 	mkdir -p /sys/fs/cgroup/init
@@ -93,11 +100,17 @@ prepare_cgroup_v1() {
 	done </proc/cgroups
 }
 
+cgroup_parent=${DIND_CGROUP_PARENT:-}
+
 prepare_cgroups() {
 	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 		prepare_cgroup_v2
 	else
 		prepare_cgroup_v1
+		if [ -z "$cgroup_parent" ]; then
+			own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
+			case "$own" in '' | /) ;; *) cgroup_parent=$own/dind ;; esac
+		fi
 	fi
 }
 
@@ -167,6 +180,10 @@ set_dockerd_args() {
 	extra="--data-root=$data_root"
 	[ -z "$driver" ] || extra="$extra --storage-driver=$driver"
 	[ -z "${DIND_SOCKET_GROUP:-}" ] || extra="$extra --group=$DIND_SOCKET_GROUP"
+	case "$cgroup_parent ${DIND_DOCKERD_ARGS:-}" in
+	none* | ' '* | *--cgroup-parent*) ;;
+	*) extra="$extra --cgroup-parent=$cgroup_parent" ;;
+	esac
 	if [ "${DIND_BRIDGE:-0}" != 1 ]; then
 		extra="$extra --bridge=none --iptables=false --ip-forward=false --ip-masq=false"
 	fi
