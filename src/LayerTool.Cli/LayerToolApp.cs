@@ -22,6 +22,7 @@ public static class LayerToolApp
             new ParseCommand(context),
             new LintCommand(context, environment),
             BuildCommand.Create(context),
+            DindCommand.Create(),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);
@@ -71,6 +72,8 @@ public static class LayerToolApp
             Output = context.Out,
             Error = context.Error,
             EnableDefaultExceptionHandler = false,
+            // Cleanup after Ctrl-C (build containers, a dind container) needs more than the default 2 s.
+            ProcessTerminationTimeout = TimeSpan.FromSeconds(60),
         };
         return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
