@@ -190,6 +190,12 @@ public sealed class ImageConfig
 
     internal static void SetLabels(JsonObject json, IEnumerable<KeyValuePair<string, string?>> changes)
     {
+        var list = changes.ToList();
+        if (list.All(c => c.Value is null) && (json["config"] as JsonObject)?["Labels"] is not JsonObject)
+        {
+            return;
+        }
+
         if (json["config"] is not JsonObject config)
         {
             config = new JsonObject();
@@ -202,7 +208,7 @@ public sealed class ImageConfig
             config["Labels"] = labels;
         }
 
-        foreach (var (key, value) in changes)
+        foreach (var (key, value) in list)
         {
             if (value is null)
             {
