@@ -1,7 +1,55 @@
+using System.CommandLine;
+using LayerTool.Cli.Commands;
+
 namespace LayerTool.Cli;
 
-/// <summary>Entry point: builds the command tree and runs it.</summary>
+/// <summary>
+/// Entry point: builds the command tree and runs it. To add a verb, write <c>Commands/XCommand.cs</c> (a
+/// <see cref="Command"/> that declares its options, binds them into one options record and calls one library
+/// method through <see cref="CommandErrors.RunAsync"/>) and add it in <see cref="CreateRootCommand"/>.
+/// </summary>
 public static class LayerToolApp
 {
-    public static int Run(string[] args) => args.Length >= 0 ? 0 : 1;
+    /// <summary>The root command with every verb; <c>--help</c> and <c>--version</c> come with it.</summary>
+    public static RootCommand CreateRootCommand(CliContext context, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        environment ??= Environment.GetEnvironmentVariable;
+        return new RootCommand("layertool: build Docker images with TAG and COMPRESS, and squash images onto any base.")
+        {
+            new ParseCommand(context),
+            new LintCommand(context, environment),
+        };
+    }
+
+    /// <summary>Runs the CLI on the process console. Ctrl-C and SIGTERM cancel the running verb.</summary>
+    public static int Run(string[] args) =>
+        RunAsync(args, CliContext.FromConsole(), CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Runs the CLI in-process: 0 success, 1 failure (a user error printed as <c>layertool: message</c>),
+    /// 2 usage error, 130 cancelled.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, CliContext context, CancellationToken cancellationToken, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(context);
+        var root = CreateRootCommand(context, environment);
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            foreach (var error in result.Errors)
+                await context.Error.WriteLineAsync($"layertool: {error.Message}").ConfigureAwait(false);
+            await context.Error.WriteLineAsync("Run 'layertool --help' for usage.").ConfigureAwait(false);
+            return CommandErrors.Usage;
+        }
+
+        var configuration = new InvocationConfiguration
+        {
+            Output = context.Out,
+            Error = context.Error,
+            EnableDefaultExceptionHandler = false,
+        };
+        return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+    }
 }
