@@ -7,7 +7,10 @@ internal sealed class HashingStream(Stream inner, bool leaveOpen) : Stream
 {
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
-    public byte[] GetHash() => _sha.GetHashAndReset();
+    private byte[]? _final;
+
+    /// <summary>The hash of all bytes so far (also valid after disposal, when it is frozen).</summary>
+    public byte[] GetHash() => _final ?? _sha.GetHashAndReset();
 
     public override bool CanRead => inner.CanRead;
 
@@ -58,8 +61,9 @@ internal sealed class HashingStream(Stream inner, bool leaveOpen) : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && _final is null)
         {
+            _final = _sha.GetHashAndReset();
             _sha.Dispose();
             if (!leaveOpen) inner.Dispose();
         }

@@ -341,7 +341,8 @@ public static class LayerDiff
             {
                 if (entry.Size <= threshold)
                 {
-                    _memory ??= new byte[Math.Max(4096, threshold)];
+                    if (_memory is null || _memory.Length < entry.Size)
+                        _memory = new byte[Math.Min(threshold, Math.Max(entry.Size, Math.Max(65536, (_memory?.Length ?? 0) * 2)))];
                     var total = 0;
                     int n;
                     while (total < entry.Size && (n = await hashing.ReadAsync(_memory.AsMemory(total, (int)entry.Size - total), ct).ConfigureAwait(false)) > 0)

@@ -18,8 +18,11 @@ public sealed record LayerDiffOptions
     /// </summary>
     public DateTimeOffset? ClampTime { get; init; }
 
-    /// <summary>Files up to this size are held in memory while their content is compared; larger ones spill to a temp file.</summary>
-    public int SpillThreshold { get; init; } = 1 << 20;
+    /// <summary>
+    /// Files up to this size are held in memory (one reused buffer) while their content is compared;
+    /// larger ones spill to a temp file. Default 8 MiB.
+    /// </summary>
+    public int SpillThreshold { get; init; } = 8 << 20;
 
     /// <summary>Where spill files go (default: the system temp directory).</summary>
     public string? TempDirectory { get; init; }
