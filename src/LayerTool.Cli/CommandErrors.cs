@@ -40,6 +40,9 @@ public static class CommandErrors
     [
         typeof(DockerfileException),
         typeof(CliException),
+        typeof(LayerTool.Image.ImageFormatException),
+        typeof(LayerTool.Build.EngineException),
+        typeof(LayerTool.Image.Squash.SquashVerificationException),
     ];
 
     public static bool IsUserError(Exception e) =>

@@ -19,6 +19,9 @@ public static class LayerToolApp
         {
             new ParseCommand(context),
             new LintCommand(context, environment),
+            new SquashCommand(context, environment),
+            new DiffCommand(context),
+            new LayersCommand(context),
         };
     }
 

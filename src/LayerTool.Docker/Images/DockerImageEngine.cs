@@ -74,10 +74,12 @@ public sealed class DockerImageEngine : IImageEngine
                 new Dictionary<string, string>(r.GraphDriver.Data ?? new Dictionary<string, string>(), StringComparer.Ordinal)));
     }
 
-    public Task<Stream> SaveImageAsync(string reference, CancellationToken cancellationToken)
+    public async Task<Stream> SaveImageAsync(string reference, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(reference);
-        return Call($"save image {reference}", () => Client.Images.SaveImageAsync(reference, cancellationToken), cancellationToken, reference);
+        var body = await Call($"save image {reference}", () => Client.Images.SaveImageAsync(reference, cancellationToken), cancellationToken, reference)
+            .ConfigureAwait(false);
+        return new EngineStream(body);
     }
 
     public async Task<T> ExportImageFilesystemAsync<T>(string imageId, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
@@ -98,8 +100,8 @@ public sealed class DockerImageEngine : IImageEngine
             () => Client.Containers.CreateContainerAsync(create, cancellationToken), cancellationToken, imageId).ConfigureAwait(false);
         try
         {
-            var stream = await Call($"export the filesystem of image {imageId}",
-                () => Client.Containers.ExportContainerAsync(created.ID, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var stream = new EngineStream(await Call($"export the filesystem of image {imageId}",
+                () => Client.Containers.ExportContainerAsync(created.ID, cancellationToken), cancellationToken).ConfigureAwait(false));
             await using (stream.ConfigureAwait(false))
             {
                 return await read(stream, cancellationToken).ConfigureAwait(false);
