@@ -23,6 +23,9 @@ public static class LayerToolApp
             new LintCommand(context, environment),
             BuildCommand.Create(context),
             DindCommand.Create(),
+            new SquashCommand(context, environment),
+            new DiffCommand(context),
+            new LayersCommand(context),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);
