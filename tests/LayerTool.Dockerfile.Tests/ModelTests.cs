@@ -181,3 +181,28 @@ public class ModelTests
         syntax.Instructions.Select(i => i.Keyword).ShouldBe(["FROM", "RUN"]);
     }
 }
+
+public class DockerIgnoreFileTests
+{
+    [Fact]
+    public void Reads_patterns_like_docker()
+    {
+        var patterns = DockerIgnore.DockerIgnoreMatcher.ReadPatterns("\uFEFF# comment\r\n  *.log  \n\n!  keep.log\n/abs/path/\n ./rel//x/../y\n#not a pattern\n");
+        patterns.ShouldBe(["*.log", "!keep.log", "abs/path", "rel/y"]);
+    }
+
+    [Fact]
+    public void Rejects_a_lone_exclamation_mark_and_bad_classes()
+    {
+        Should.Throw<ArgumentException>(() => new DockerIgnore.DockerIgnoreMatcher(["!"])).Message.ShouldStartWith("illegal exclusion pattern: \"!\"");
+        Should.Throw<ArgumentException>(() => new DockerIgnore.DockerIgnoreMatcher(["[a-"])).Message.ShouldStartWith("syntax error in pattern: [a-");
+    }
+
+    [Fact]
+    public void Knows_when_a_walker_cannot_skip_excluded_directories()
+    {
+        DockerIgnore.DockerIgnoreMatcher.Parse("node_modules\n").HasExclusions.ShouldBeFalse();
+        DockerIgnore.DockerIgnoreMatcher.Parse("*\n!src\n").HasExclusions.ShouldBeTrue();
+        DockerIgnore.DockerIgnoreMatcher.Empty.IsExcluded("anything").ShouldBeFalse();
+    }
+}
