@@ -206,3 +206,29 @@ public class DockerIgnoreFileTests
         DockerIgnore.DockerIgnoreMatcher.Empty.IsExcluded("anything").ShouldBeFalse();
     }
 }
+
+public class InstructionExpansionTests
+{
+    [Fact]
+    public void Expands_the_words_docker_expands_and_keeps_the_source()
+    {
+        var model = DockerfileModel.Parse("""
+            FROM busybox
+            COPY --chown=$U "$SRC" /dst/$D/
+            EXPOSE $PORTS 9000/udp
+            ENV "K$D"="v $U"
+            RUN echo $U
+            TAG app:$D
+            """);
+        var lookup = VariableLookup.FromAssignments(["U=app", "SRC=a b", "D=x", "PORTS=80 443"]);
+        var expander = new ShellWordExpander();
+        var i = model.Stages[0].Instructions;
+        var copy = InstructionExpansion.Expand((CopyInstruction)i[0], lookup, expander);
+        (copy.Chown, copy.Sources[0], copy.Destination).ShouldBe(("app", "a b", "/dst/x/"));
+        copy.Range.ShouldBe(i[0].Range);
+        InstructionExpansion.Expand((ExposeInstruction)i[1], lookup, expander).Ports.ShouldBe(["80", "443", "9000/udp"]);
+        InstructionExpansion.Expand((EnvInstruction)i[2], lookup, expander).Variables.ShouldBe([new KeyValue("Kx", "v app", true)]);
+        InstructionExpansion.Expand(i[3], lookup, expander).ShouldBeSameAs(i[3]);
+        InstructionExpansion.Expand((TagInstruction)i[4], lookup, expander).References.ShouldBe(["app:x"]);
+    }
+}
