@@ -232,3 +232,25 @@ public class InstructionExpansionTests
         InstructionExpansion.Expand((TagInstruction)i[4], lookup, expander).References.ShouldBe(["app:x"]);
     }
 }
+
+public class OnbuildTriggerTests
+{
+    [Fact]
+    public void Parses_stored_triggers_including_heredocs()
+    {
+        var triggers = Instructions.OnbuildTriggers.ParseAll(["RUN echo hi", "COPY . /app", "RUN <<EOF\necho later\nEOF"], "base:1");
+        triggers[0].ShouldBeOfType<RunInstruction>().Command.Arguments.ShouldBe(["echo hi"]);
+        triggers[1].ShouldBeOfType<CopyInstruction>().Destination.ShouldBe("/app");
+        triggers[2].ShouldBeOfType<RunInstruction>().Heredocs.Single().Content.ShouldBe("echo later\n");
+    }
+
+    [Theory]
+    [InlineData("FROM x", "base:1:1:1: FROM isn't allowed as an ONBUILD trigger")]
+    [InlineData("ONBUILD RUN x", "base:1:1:1: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
+    [InlineData("RUN a\nRUN b", "base:1:1:1: onbuild trigger should be a single expression")]
+    [InlineData("COPY x", "base:1:1:1: COPY requires at least two arguments, but only one was provided. Destination could not be determined")]
+    public void Rejects_invalid_triggers(string expression, string message)
+    {
+        Should.Throw<DockerfileException>(() => Instructions.OnbuildTriggers.Parse(expression, "base:1")).Message.ShouldBe(message);
+    }
+}
