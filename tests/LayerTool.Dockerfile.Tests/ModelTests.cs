@@ -254,3 +254,20 @@ public class OnbuildTriggerTests
         Should.Throw<DockerfileException>(() => Instructions.OnbuildTriggers.Parse(expression, "base:1")).Message.ShouldBe(message);
     }
 }
+
+public class GlobalLookupTests
+{
+    [Fact]
+    public void Global_lookup_sees_meta_args_only_even_inside_a_stage()
+    {
+        var model = DockerfileModel.Parse("ARG G=1\nFROM x\nARG L=2\n");
+        var expander = new ShellWordExpander();
+        var state = VariableState.Create().Apply(model.MetaArgs[0], expander);
+        state.IsMetaScope.ShouldBeTrue();
+        state.GlobalLookup.TryGetValue("G", out _).ShouldBeTrue();
+        state = state.EndMetaScope().Apply((ArgInstruction)model.Stages[0].Instructions[0], expander);
+        state.GlobalLookup.TryGetValue("G", out var g).ShouldBeTrue();
+        g.ShouldBe("1");
+        state.GlobalLookup.TryGetValue("L", out _).ShouldBeFalse();
+    }
+}
