@@ -271,3 +271,16 @@ public class GlobalLookupTests
         state.GlobalLookup.TryGetValue("L", out _).ShouldBeFalse();
     }
 }
+
+public class HeredocExpansionTests
+{
+    [Fact]
+    public void Copy_heredoc_bodies_expand_unless_the_delimiter_is_quoted()
+    {
+        var model = DockerfileModel.Parse("FROM x\nCOPY <<A <<'B' /d/\nsay \"$WHO\" 'it' \\$HOME\nA\nkeep $WHO\nB\n");
+        var copy = InstructionExpansion.Expand((CopyInstruction)model.Stages[0].Instructions[0],
+            VariableLookup.FromAssignments(["WHO=world"]), new ShellWordExpander());
+        copy.HeredocSources[0].Content.ShouldBe("say \"world\" 'it' $HOME\n");
+        copy.HeredocSources[1].Content.ShouldBe("keep $WHO\n");
+    }
+}

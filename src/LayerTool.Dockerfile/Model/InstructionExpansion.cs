@@ -8,7 +8,8 @@ namespace LayerTool.Dockerfile.Model;
 /// the builder expands replaced by its value (quotes removed). Instructions the shell handles (RUN, CMD,
 /// ENTRYPOINT, SHELL, HEALTHCHECK), ONBUILD and MAINTAINER come back unchanged. ARG and ENV are applied to a
 /// state with <see cref="VariableState.Apply(ArgInstruction, ShellWordExpander)"/> instead; FROM expands
-/// against <see cref="VariableState.GlobalLookup"/>. Heredoc bodies are not expanded here.
+/// against <see cref="VariableState.GlobalLookup"/>. COPY/ADD heredoc bodies whose delimiter was not quoted
+/// are expanded too, with quotes taken literally (as BuildKit does); RUN heredocs are left to the shell.
 /// </summary>
 public static class InstructionExpansion
 {
@@ -22,14 +23,17 @@ public static class InstructionExpansion
         string W(string word) => expander.ExpandWord(word, lookup);
         string? O(string? word) => word is null ? null : W(word);
         IReadOnlyList<string> L(IEnumerable<string> words) => [.. words.Select(W)];
+        var bodies = new ShellWordExpander { ProcessQuotes = false };
+        IReadOnlyList<HeredocSource> H(IEnumerable<HeredocSource> docs) =>
+            [.. docs.Select(d => d.Expand ? d with { Content = bodies.ExpandWord(d.Content, lookup) } : d)];
 
         Instruction result = instruction switch
         {
             FromInstruction f => f with { BaseName = W(f.BaseName), Platform = O(f.Platform) },
-            CopyInstruction c => c with { Sources = L(c.Sources), Destination = W(c.Destination), Chown = O(c.Chown), Chmod = O(c.Chmod) },
+            CopyInstruction c => c with { Sources = L(c.Sources), HeredocSources = H(c.HeredocSources), Destination = W(c.Destination), Chown = O(c.Chown), Chmod = O(c.Chmod) },
             AddInstruction a => a with
             {
-                Sources = L(a.Sources), Destination = W(a.Destination), Chown = O(a.Chown), Chmod = O(a.Chmod), Checksum = O(a.Checksum),
+                Sources = L(a.Sources), HeredocSources = H(a.HeredocSources), Destination = W(a.Destination), Chown = O(a.Chown), Chmod = O(a.Chmod), Checksum = O(a.Checksum),
             },
             EnvInstruction e => e with { Variables = [.. e.Variables.Select(v => v with { Key = W(v.Key), Value = W(v.Value) })] },
             LabelInstruction l => l with { Labels = [.. l.Labels.Select(v => v with { Key = W(v.Key), Value = W(v.Value) })] },
