@@ -1,15 +1,23 @@
 namespace LayerTool.Image;
 
 /// <summary>
-/// An image, archive or layer is malformed or uses something LayerTool refuses (a corrupt or truncated
-/// tar, a path escaping the root, an unsupported entry kind). The message names the offending path or
-/// offset; the inner exception, when there is one, keeps the low-level detail.
+/// An image, archive, layer or reference that does not follow its format: a corrupt or truncated
+/// archive, a missing member, a digest that does not match the bytes, an invalid reference. The message
+/// says what is wrong and where; a user can act on it.
 /// </summary>
 public class ImageFormatException : Exception
 {
-    public ImageFormatException(string message) : base(message) { }
+    public ImageFormatException()
+    {
+    }
 
-    public ImageFormatException(string message, Exception inner) : base(message, inner) { }
+    public ImageFormatException(string message)
+        : base(message)
+    {
+    }
 
-    public ImageFormatException() { }
+    public ImageFormatException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
 }
