@@ -217,7 +217,7 @@ internal static class Json
         var array = new JsonArray();
         foreach (var item in items)
         {
-            array.Add(item);
+            array.Add(JsonValue.Create(item));
         }
 
         return array;
