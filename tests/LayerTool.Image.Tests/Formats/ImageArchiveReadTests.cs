@@ -241,6 +241,20 @@ public class ImageArchiveReadTests
         Should.Throw<ImageFormatException>(() => read.Layers[0].Open(CancellationToken.None)).Message.ShouldContain("no member");
     }
 
+    [Fact]
+    public void Reads_index_entries_without_a_media_type()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(1);
+        var members = TestArchives.OciLayout([(image, ["nomt:1"])]);
+        var i = members.FindIndex(m => m.Name == "index.json");
+        var index = System.Text.Json.Nodes.JsonNode.Parse(members[i].Data)!;
+        index["manifests"]![0]!.AsObject().Remove("mediaType");
+        members[i] = ("index.json", Encoding.UTF8.GetBytes(index.ToJsonString()));
+        using var archive = ImageArchive.Open(TestArchives.WriteDirectory(dir.File("layout"), members));
+        ImageAssertions.ShouldHaveLayers(archive.GetImage("nomt:1"), image);
+    }
+
     private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
     {
         public override bool CanSeek => false;
