@@ -247,6 +247,24 @@ public class ImageArchiveWriterTests
         }
     }
 
+    [Fact]
+    public async Task Reports_layer_bytes_as_they_stream()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(3);
+        using var source = ImageArchive.Open(TestArchives.WriteTar(dir.File("in.tar"), TestArchives.DockerArchive(image, ["p:1"], gzipLayers: true)));
+        var progress = new Recorder();
+        await ImageArchiveWriter.WriteAsync(dir.File("out.tar"), source.GetImage(), new ImageWriteOptions { Progress = progress }, CancellationToken.None);
+        progress.Last.ShouldBe(image.Layers.Sum(l => (long)l.Length));
+    }
+
+    private sealed class Recorder : IProgress<long>
+    {
+        public long Last { get; private set; }
+
+        public void Report(long value) => Last = value;
+    }
+
     /// <summary>A layer held in memory (tests only), claiming a diff ID that may be a lie.</summary>
     private sealed class BytesLayer(byte[] tar, Digest? diffId = null) : ILayer
     {
