@@ -155,6 +155,14 @@ public static class ImageArchiveWriter
             throw new ArgumentOutOfRangeException(nameof(options), $"OmitLayers must be between 0 and {image.Layers.Count}.");
         }
 
+        foreach (var tag in options.Tags)
+        {
+            if (tag.Tag is null)
+            {
+                throw new ArgumentException($"'{tag}' has no tag: an image written to an archive is named by tags, not digests.", nameof(options));
+            }
+        }
+
         if (options.AsDirectory && options.Format != ImageArchiveFormat.OciLayout)
         {
             throw new ArgumentException("Only an OCI layout can be written as a directory.", nameof(options));
@@ -267,7 +275,7 @@ public static class ImageArchiveWriter
 
         if (dockerManifest)
         {
-            var repoTags = options.Tags.Where(t => t.Tag is not null).Select(t => t.WithTag(t.Tag!).FamiliarString).Distinct().ToList();
+            var repoTags = options.Tags.Select(t => t.WithTag(t.Tag!).FamiliarString).Distinct().ToList();
             var manifestJson = DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configPath, repoTags, layerPaths)]);
             await sink.AddFileAsync(DockerArchiveManifest.FileName, manifestJson, cancellationToken).ConfigureAwait(false);
             if (!oci && layerPaths.Count > 0 && repoTags.Count > 0)
@@ -289,13 +297,9 @@ public static class ImageArchiveWriter
     {
         var annotations = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [OciLayout.ContainerdNameAnnotation] = tag.ToString(),
+            [OciLayout.ContainerdNameAnnotation] = tag.WithTag(tag.Tag!).ToString(),
+            [OciLayout.RefNameAnnotation] = tag.Tag!,
         };
-        if (tag.Tag is not null)
-        {
-            annotations[OciLayout.RefNameAnnotation] = tag.Tag;
-        }
-
         return annotations;
     }
 
