@@ -255,6 +255,21 @@ public class ImageArchiveReadTests
         ImageAssertions.ShouldHaveLayers(archive.GetImage("nomt:1"), image);
     }
 
+    [Fact]
+    public void Reads_a_layer_gzipped_as_several_members()
+    {
+        // pigz and some registries write concatenated gzip members; the diff ID covers them all.
+        using var dir = new TempDir();
+        var tar = TestImage.LayerTar(("a.txt", new string('a', 5000)), ("b.txt", "b"));
+        var blob = TestImage.Gzip(tar[..1024]).Concat(TestImage.Gzip(tar[1024..])).ToArray();
+        var image = TestImage.Create(0, baseLayers: [tar]);
+        var members = TestArchives.DockerArchive(image, ["multi:1"]);
+        var i = members.FindIndex(m => m.Name.EndsWith("/layer.tar", StringComparison.Ordinal));
+        members[i] = (members[i].Name, blob);
+        using var archive = ImageArchive.Open(TestArchives.WriteTar(dir.File("a.tar"), members));
+        ImageAssertions.ShouldHaveLayers(archive.GetImage(), image);
+    }
+
     private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
     {
         public override bool CanSeek => false;
