@@ -1,38 +1,77 @@
 using System.CommandLine;
-using LayerTool.Build;
+using System.CommandLine.Invocation;
+using System.Reflection;
 using LayerTool.Cli.Commands;
-using LayerTool.Dockerfile;
 
 namespace LayerTool.Cli;
 
-/// <summary>Entry point: builds the command tree and runs it. Errors a user can fix print as <c>layertool: message</c> (exit 1).</summary>
+/// <summary>
+/// Entry point: builds the command tree and runs it. To add a verb, write <c>Commands/XCommand.cs</c> (a
+/// <see cref="Command"/> that declares its options, binds them into one options record and calls one library
+/// method through <see cref="CommandErrors.RunAsync"/>) and add it in <see cref="CreateRootCommand"/>.
+/// </summary>
 public static class LayerToolApp
 {
-    public static RootCommand CreateRoot(TextWriter output)
+    /// <summary>The root command with every verb; <c>--help</c> and <c>--version</c> come with it.</summary>
+    public static RootCommand CreateRootCommand(CliContext context, Func<string, string?>? environment = null)
     {
-        var root = new RootCommand("layertool: build and reshape Docker images (Dockerfiles with TAG and COMPRESS, squash onto any base)")
+        ArgumentNullException.ThrowIfNull(context);
+        environment ??= Environment.GetEnvironmentVariable;
+        var root = new RootCommand("layertool: build Docker images with TAG and COMPRESS, and squash images onto any base.")
         {
-            BuildCommand.Create(output),
+            new ParseCommand(context),
+            new LintCommand(context, environment),
+            new BuildCommand(context, environment),
         };
+        foreach (var option in root.Options.OfType<VersionOption>())
+            option.Action = new PrintVersionAction(context);
         return root;
     }
 
-    public static int Run(string[] args)
+    /// <summary>The tool's version (the assembly's informational version).</summary>
+    public static string Version =>
+        typeof(LayerToolApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(LayerToolApp).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    /// <summary>Prints our version (the default action prints the entry assembly's, wrong when hosted in tests).</summary>
+    private sealed class PrintVersionAction(CliContext context) : SynchronousCommandLineAction
     {
-        var root = CreateRoot(Console.Out);
-        try
+        public override int Invoke(ParseResult parseResult)
         {
-            return root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).GetAwaiter().GetResult();
+            context.Out.WriteLine(Version);
+            return CommandErrors.Success;
         }
-        catch (Exception e) when (e is BuildException or EngineException or DockerfileException or IOException or UnauthorizedAccessException)
+    }
+
+    /// <summary>Runs the CLI on the process console. Ctrl-C and SIGTERM cancel the running verb.</summary>
+    public static int Run(string[] args) =>
+        RunAsync(args, CliContext.FromConsole(), CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Runs the CLI in-process: 0 success, 1 failure (a user error printed as <c>layertool: message</c>),
+    /// 2 usage error, 130 cancelled.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, CliContext context, CancellationToken cancellationToken, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(context);
+        var root = CreateRootCommand(context, environment);
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"layertool: {e.Message}");
-            return 1;
+            foreach (var error in result.Errors)
+                await context.Error.WriteLineAsync($"layertool: {error.Message}").ConfigureAwait(false);
+            await context.Error.WriteLineAsync("Run 'layertool --help' for usage.").ConfigureAwait(false);
+            return CommandErrors.Usage;
         }
-        catch (OperationCanceledException)
+
+        var configuration = new InvocationConfiguration
         {
-            Console.Error.WriteLine("layertool: cancelled");
-            return 1;
-        }
+            Output = context.Out,
+            Error = context.Error,
+            EnableDefaultExceptionHandler = false,
+        };
+        return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,0 +1,155 @@
+using System.IO.Compression;
+
+namespace LayerTool.Image.Formats;
+
+/// <summary>How a layer blob is compressed, told by its first bytes (never by its name or media type).</summary>
+public enum Compression
+{
+    None,
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+/// <summary>Detects and undoes layer compression: gzip is read with the BCL; zstd, bzip2 and xz are refused clearly.</summary>
+public static class LayerCompression
+{
+    /// <summary>The compression of data starting with <paramref name="head"/> (at least 6 bytes when available).</summary>
+    public static Compression Detect(ReadOnlySpan<byte> head)
+    {
+        if (head.StartsWith((ReadOnlySpan<byte>)[0x1f, 0x8b]))
+        {
+            return Compression.Gzip;
+        }
+
+        if (head.StartsWith((ReadOnlySpan<byte>)[0x28, 0xb5, 0x2f, 0xfd]))
+        {
+            return Compression.Zstd;
+        }
+
+        if (head.StartsWith("BZh"u8))
+        {
+            return Compression.Bzip2;
+        }
+
+        if (head.StartsWith((ReadOnlySpan<byte>)[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))
+        {
+            return Compression.Xz;
+        }
+
+        return Compression.None;
+    }
+
+    /// <summary>The OCI layer media type for a compression.</summary>
+    public static string MediaType(Compression compression) => compression switch
+    {
+        Compression.Gzip => MediaTypes.OciLayerGzip,
+        Compression.Zstd => MediaTypes.OciLayerZstd,
+        _ => MediaTypes.OciLayer,
+    };
+
+    /// <summary>Reads the first bytes of a stream and detects its compression.</summary>
+    public static Compression Detect(Stream stream, out Stream rewound)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var head = new byte[6];
+        var n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        rewound = new PrefixedStream(head.AsMemory(0, n), stream);
+        return Detect(head.AsSpan(0, n));
+    }
+
+    /// <summary>
+    /// The uncompressed bytes of <paramref name="blob"/>: gzip is decompressed, an uncompressed tar passes
+    /// through; zstd, bzip2 and xz throw <see cref="ImageFormatException"/>. Disposing the result disposes
+    /// <paramref name="blob"/>. <paramref name="what"/> names the blob in errors.
+    /// </summary>
+    public static Stream Decompress(Stream blob, string what)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        var compression = Detect(blob, out var stream);
+        return compression switch
+        {
+            Compression.None => stream,
+            Compression.Gzip => new GZipStream(stream, CompressionMode.Decompress, leaveOpen: false),
+            _ => Refuse(stream, compression, what),
+        };
+    }
+
+    private static Stream Refuse(Stream stream, Compression compression, string what)
+    {
+        stream.Dispose();
+        var name = compression.ToString().ToLowerInvariant();
+        throw new ImageFormatException(
+            $"{what}: the layer is {name}-compressed, which LayerTool cannot read yet (only gzip and uncompressed layers are supported). "
+            + "Re-save the image with gzip or uncompressed layers.");
+    }
+
+    /// <summary>A stream that first returns some bytes already read, then the rest of the inner stream.</summary>
+    private sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner) : Stream
+    {
+        private ReadOnlyMemory<byte> _prefix = prefix;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (_prefix.Length > 0)
+            {
+                var n = Math.Min(buffer.Length, _prefix.Length);
+                _prefix.Span[..n].CopyTo(buffer);
+                _prefix = _prefix[n..];
+                return n;
+            }
+
+            return inner.Read(buffer);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_prefix.Length > 0)
+            {
+                return ValueTask.FromResult(Read(buffer.Span));
+            }
+
+            return inner.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

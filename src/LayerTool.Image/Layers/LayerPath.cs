@@ -1,0 +1,270 @@
+using System.Text;
+using System.Text.Unicode;
+
+namespace LayerTool.Image.Layers;
+
+/// <summary>
+/// A cleaned path inside a layer or image filesystem, kept as its exact bytes (Linux names need not be
+/// UTF-8). Clean means: relative to the root, no empty, <c>.</c> or <c>..</c> components, no trailing
+/// slash; the root itself is the empty path. Ordering (<see cref="CompareTo"/>) is docker's export walk
+/// order: component by component, bytes compared unsigned, so a directory is immediately followed by
+/// all its descendants (<c>a</c>, <c>a/b</c>, <c>a.b</c>).
+/// </summary>
+public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
+{
+    private const byte Slash = (byte)'/';
+    private readonly byte[] _bytes;
+    private int _hash;
+
+    private LayerPath(byte[] bytes) => _bytes = bytes;
+
+    /// <summary>The root directory (the empty path).</summary>
+    public static LayerPath Root { get; } = new([]);
+
+    /// <summary>The path's bytes, without leading or trailing slash.</summary>
+    public ReadOnlySpan<byte> Bytes => _bytes;
+
+    public bool IsRoot => _bytes.Length == 0;
+
+    /// <summary>The number of components (0 for the root).</summary>
+    public int Depth
+    {
+        get
+        {
+            if (IsRoot) return 0;
+            return _bytes.AsSpan().Count(Slash) + 1;
+        }
+    }
+
+    /// <summary>The last component.</summary>
+    public ReadOnlySpan<byte> Name
+    {
+        get
+        {
+            var i = _bytes.AsSpan().LastIndexOf(Slash);
+            return _bytes.AsSpan(i + 1);
+        }
+    }
+
+    /// <summary>The parent directory (the root's parent is the root).</summary>
+    public LayerPath Parent
+    {
+        get
+        {
+            var i = _bytes.AsSpan().LastIndexOf(Slash);
+            return i < 0 ? Root : new LayerPath(_bytes.AsSpan(0, i).ToArray());
+        }
+    }
+
+    /// <summary>Cleans a path as written in a tar header or given by a user, refusing names that
+    /// are absolute or climb out of the root.</summary>
+    /// <exception cref="ImageFormatException">The path is absolute, escapes the root or holds a NUL.</exception>
+    public static LayerPath FromBytes(ReadOnlySpan<byte> raw)
+    {
+        if (!TryClean(raw, out var path, out var error))
+            throw new ImageFormatException($"invalid path '{Display(raw)}': {error}");
+        return path;
+    }
+
+    /// <summary>Cleans a path given as text (encoded as UTF-8).</summary>
+    public static LayerPath Parse(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return FromBytes(Encoding.UTF8.GetBytes(path));
+    }
+
+    /// <summary>
+    /// Cleans <paramref name="raw"/>: strips <c>./</c> and repeated or trailing slashes, folds
+    /// <c>a/../b</c>. Refuses absolute names, <c>..</c> that climbs above the root, and NUL bytes.
+    /// </summary>
+    public static bool TryClean(ReadOnlySpan<byte> raw, out LayerPath path, out string? error)
+    {
+        path = Root;
+        error = null;
+        if (raw.IsEmpty) return true;
+        if (raw[0] == Slash)
+        {
+            error = "absolute paths are not allowed in a layer";
+            return false;
+        }
+        if (raw.Contains((byte)0))
+        {
+            error = "NUL byte in name";
+            return false;
+        }
+
+        // Fast path: already clean (the common case for every entry of a well-formed tar).
+        if (IsClean(raw))
+        {
+            path = new LayerPath(raw.ToArray());
+            return true;
+        }
+
+        var parts = new List<(int Start, int Length)>();
+        var i = 0;
+        while (i <= raw.Length)
+        {
+            var next = raw[i..].IndexOf(Slash);
+            var end = next < 0 ? raw.Length : i + next;
+            var part = raw[i..end];
+            if (part.Length == 0 || (part.Length == 1 && part[0] == (byte)'.'))
+            {
+                // skip
+            }
+            else if (part.Length == 2 && part[0] == (byte)'.' && part[1] == (byte)'.')
+            {
+                if (parts.Count == 0)
+                {
+                    error = "'..' escapes the root";
+                    return false;
+                }
+                parts.RemoveAt(parts.Count - 1);
+            }
+            else
+            {
+                parts.Add((i, end - i));
+            }
+            if (next < 0) break;
+            i = end + 1;
+        }
+
+        if (parts.Count == 0) return true;
+        var length = parts.Sum(p => p.Length) + parts.Count - 1;
+        var bytes = new byte[length];
+        var o = 0;
+        foreach (var (start, len) in parts)
+        {
+            if (o > 0) bytes[o++] = Slash;
+            raw.Slice(start, len).CopyTo(bytes.AsSpan(o));
+            o += len;
+        }
+        path = new LayerPath(bytes);
+        return true;
+    }
+
+    private static bool IsClean(ReadOnlySpan<byte> raw)
+    {
+        if (raw[^1] == Slash) return false;
+        var start = 0;
+        for (var i = 0; i <= raw.Length; i++)
+        {
+            if (i < raw.Length && raw[i] != Slash) continue;
+            var len = i - start;
+            if (len == 0) return false;
+            if (raw[start] == (byte)'.' && (len == 1 || (len == 2 && raw[start + 1] == (byte)'.'))) return false;
+            start = i + 1;
+        }
+        return true;
+    }
+
+    /// <summary>This path with one more component.</summary>
+    public LayerPath Append(ReadOnlySpan<byte> name)
+    {
+        if (name.IsEmpty || name.Contains(Slash) || name.Contains((byte)0))
+            throw new ArgumentException("a single non-empty component without '/' is expected", nameof(name));
+        if (IsRoot) return new LayerPath(name.ToArray());
+        var bytes = new byte[_bytes.Length + 1 + name.Length];
+        _bytes.CopyTo(bytes, 0);
+        bytes[_bytes.Length] = Slash;
+        name.CopyTo(bytes.AsSpan(_bytes.Length + 1));
+        return new LayerPath(bytes);
+    }
+
+    /// <summary>This path with one more component given as text.</summary>
+    public LayerPath Append(string name) => Append(Encoding.UTF8.GetBytes(name));
+
+    /// <summary>True when <paramref name="other"/> lies strictly below this path.</summary>
+    public bool IsAncestorOf(LayerPath other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (IsRoot) return !other.IsRoot;
+        return other._bytes.Length > _bytes.Length
+            && other._bytes[_bytes.Length] == Slash
+            && other._bytes.AsSpan().StartsWith(_bytes);
+    }
+
+    /// <summary>The components, root first.</summary>
+    public IEnumerable<LayerPath> Ancestors()
+    {
+        var list = new List<LayerPath>();
+        for (var p = Parent; !p.IsRoot; p = p.Parent) list.Add(p);
+        list.Reverse();
+        return list;
+    }
+
+    /// <summary>Docker's walk order (see the type's summary).</summary>
+    public int CompareTo(LayerPath? other)
+    {
+        if (other is null) return 1;
+        return Compare(_bytes, other._bytes);
+    }
+
+    /// <summary>Walk-order comparison of two clean paths given as bytes: '/' sorts before every other byte.</summary>
+    public static int Compare(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        var n = Math.Min(a.Length, b.Length);
+        var common = a[..n].CommonPrefixLength(b[..n]);
+        if (common < n)
+        {
+            int x = a[common] == Slash ? -1 : a[common];
+            int y = b[common] == Slash ? -1 : b[common];
+            return x.CompareTo(y);
+        }
+        return a.Length.CompareTo(b.Length);
+    }
+
+    public bool Equals(LayerPath? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
+
+    public override bool Equals(object? obj) => obj is LayerPath p && Equals(p);
+
+    public override int GetHashCode()
+    {
+        if (_hash == 0)
+        {
+            var h = new HashCode();
+            h.AddBytes(_bytes);
+            _hash = h.ToHashCode() | 1;
+        }
+        return _hash;
+    }
+
+    public static bool operator ==(LayerPath? a, LayerPath? b) => a is null ? b is null : a.Equals(b);
+
+    public static bool operator !=(LayerPath? a, LayerPath? b) => !(a == b);
+
+    public static bool operator <(LayerPath a, LayerPath b) => Compare(a, b) < 0;
+
+    public static bool operator >(LayerPath a, LayerPath b) => Compare(a, b) > 0;
+
+    public static bool operator <=(LayerPath a, LayerPath b) => Compare(a, b) <= 0;
+
+    public static bool operator >=(LayerPath a, LayerPath b) => Compare(a, b) >= 0;
+
+    private static int Compare(LayerPath? a, LayerPath? b) =>
+        a is null ? (b is null ? 0 : -1) : a.CompareTo(b);
+
+    /// <summary>The path as text: UTF-8 where valid, other bytes shown as <c>\xNN</c>. For display only.</summary>
+    public override string ToString() => Display(_bytes);
+
+    /// <summary>Renders bytes as text: valid UTF-8 as is, every other byte as <c>\xNN</c>.</summary>
+    public static string Display(ReadOnlySpan<byte> bytes)
+    {
+        if (Utf8.IsValid(bytes)) return Encoding.UTF8.GetString(bytes);
+        var sb = new StringBuilder(bytes.Length + 8);
+        while (!bytes.IsEmpty)
+        {
+            var status = System.Text.Rune.DecodeFromUtf8(bytes, out var rune, out var consumed);
+            if (status == System.Buffers.OperationStatus.Done)
+            {
+                sb.Append(rune.ToString());
+            }
+            else
+            {
+                consumed = 1;
+                sb.Append("\\x").Append(bytes[0].ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            bytes = bytes[consumed..];
+        }
+        return sb.ToString();
+    }
+}
