@@ -22,6 +22,7 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     private const int MaxMetaSize = 16 << 20;
 
     private readonly Stream _stream;
+    private readonly Stream _inner;
     private readonly bool _leaveOpen;
     private readonly byte[] _block = new byte[BlockSize];
     private readonly Dictionary<string, byte[]> _global = new(StringComparer.Ordinal);
@@ -37,7 +38,10 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     public LayerTarReader(Stream stream, bool leaveOpen = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        _stream = stream;
+        // Headers are read 512 bytes at a time: buffer a stream that has no buffer of its own (a socket,
+        // a pipe). A seekable stream (a file) is used as it is, so skipping content can seek.
+        _stream = stream.CanSeek || stream is BufferedStream ? stream : new BufferedStream(stream, 1 << 16);
+        _inner = stream;
         _leaveOpen = leaveOpen;
     }
 
@@ -419,12 +423,12 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
 
     public void Dispose()
     {
-        if (!_leaveOpen) _stream.Dispose();
+        if (!_leaveOpen) _inner.Dispose();
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (!_leaveOpen) await _stream.DisposeAsync().ConfigureAwait(false);
+        if (!_leaveOpen) await _inner.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>Reads the current entry's data straight from the tar, no further than its size.</summary>
