@@ -40,6 +40,12 @@ public static class CommandErrors
     [
         typeof(DockerfileException),
         typeof(CliException),
+        typeof(LayerTool.Build.BuildException),
+        typeof(LayerTool.Build.EngineException),
+        typeof(LayerTool.Image.ImageFormatException),
+        typeof(UnauthorizedAccessException),
+        typeof(IOException),
+        typeof(LayerTool.Image.Squash.SquashVerificationException),
     ];
 
     public static bool IsUserError(Exception e) =>

@@ -25,6 +25,7 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     private readonly bool _leaveOpen;
     private readonly byte[] _block = new byte[BlockSize];
     private readonly Dictionary<string, byte[]> _global = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
     private long _position;
     private long _remaining;
     private long _padding;
@@ -218,8 +219,8 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             Mode = mode,
             Uid = uid,
             Gid = gid,
-            UserName = Encoding.UTF8.GetString(uname),
-            GroupName = Encoding.UTF8.GetString(gname),
+            UserName = Intern(uname),
+            GroupName = Intern(gname),
             Size = size,
             ModificationTime = mtime,
             LinkTarget = link,
@@ -227,6 +228,16 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             DevMinor = minor,
             Xattrs = xattrs,
         };
+    }
+
+    /// <summary>Owner names repeat on every entry; share one string per name to keep indexes small.</summary>
+    private string Intern(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return "";
+        var text = Encoding.UTF8.GetString(bytes);
+        if (_names.TryGetValue(text, out var shared)) return shared;
+        if (_names.Count < 1024) _names[text] = text;
+        return text;
     }
 
     private IReadOnlyDictionary<string, byte[]> CollectXattrs(Dictionary<string, byte[]>? pax, string display)
