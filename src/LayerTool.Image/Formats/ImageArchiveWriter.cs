@@ -65,7 +65,13 @@ public static class ImageArchiveWriter
         ArgumentNullException.ThrowIfNull(options);
         Validate(image, options);
         var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        var parent = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(parent))
+        {
+            throw new ImageFormatException($"{path}: cannot write the image there: the directory '{parent}' does not exist.");
+        }
+
+        var temp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
         if (options.AsDirectory)
         {
             if (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())

@@ -270,6 +270,20 @@ public class ImageArchiveReadTests
         ImageAssertions.ShouldHaveLayers(archive.GetImage(), image);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Reads_a_layout_tarred_with_its_directory(bool asDirectory)
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(1);
+        var members = TestArchives.OciLayout([(image, ["wrapped:1"])]).Select(m => ("layout/" + m.Name, m.Data)).ToList();
+        var path = asDirectory ? TestArchives.WriteDirectory(dir.File("outer"), members) : TestArchives.WriteTar(dir.File("a.tar"), members);
+        using var archive = ImageArchive.Open(path);
+        archive.Format.ShouldBe(ImageArchiveFormat.OciLayout);
+        ImageAssertions.ShouldHaveLayers(archive.GetImage("wrapped:1"), image);
+    }
+
     private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
     {
         public override bool CanSeek => false;

@@ -267,6 +267,8 @@ public class ImageArchiveWriterTests
         var byDigest = ImageReference.Parse("app@sha256:" + new string('a', 64));
         await Should.ThrowAsync<ArgumentException>(() => ImageArchiveWriter.WriteAsync(dir.File("x.tar"), composed, new ImageWriteOptions { Tags = [byDigest] }, CancellationToken.None));
         File.Exists(dir.File("x.tar")).ShouldBeFalse();
+        var error = await Should.ThrowAsync<ImageFormatException>(() => ImageArchiveWriter.WriteAsync(dir.File("no/such/x.tar"), composed, new ImageWriteOptions(), CancellationToken.None));
+        error.Message.ShouldContain("does not exist");
     }
 
     [Fact]
