@@ -1,20 +1,80 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Reflection;
 using LayerTool.Cli.Commands;
 
 namespace LayerTool.Cli;
 
-/// <summary>Entry point: builds the command tree and runs it.</summary>
+/// <summary>
+/// Entry point: builds the command tree and runs it. To add a verb, write <c>Commands/XCommand.cs</c> (a
+/// <see cref="Command"/> that declares its options, binds them into one options record and calls one library
+/// method through <see cref="CommandErrors.RunAsync"/>) and add it in <see cref="CreateRootCommand"/>.
+/// </summary>
 public static class LayerToolApp
 {
-    public static int Run(string[] args)
+    /// <summary>The root command with every verb; <c>--help</c> and <c>--version</c> come with it.</summary>
+    public static RootCommand CreateRootCommand(CliContext context, Func<string, string?>? environment = null)
     {
-        var root = new RootCommand("layertool: build and reshape Docker images.")
+        ArgumentNullException.ThrowIfNull(context);
+        environment ??= Environment.GetEnvironmentVariable;
+        var root = new RootCommand("layertool: build Docker images with TAG and COMPRESS, and squash images onto any base.")
         {
+            new ParseCommand(context),
+            new LintCommand(context, environment),
+            BuildCommand.Create(context),
             DindCommand.Create(),
         };
-        // Cleanup after Ctrl-C (stopping a dind container, removing build containers) needs more than
-        // the default two seconds.
-        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(60) };
-        return root.Parse(args).Invoke(invocation);
+        foreach (var option in root.Options.OfType<VersionOption>())
+            option.Action = new PrintVersionAction(context);
+        return root;
+    }
+
+    /// <summary>The tool's version (the assembly's informational version).</summary>
+    public static string Version =>
+        typeof(LayerToolApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(LayerToolApp).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    /// <summary>Prints our version (the default action prints the entry assembly's, wrong when hosted in tests).</summary>
+    private sealed class PrintVersionAction(CliContext context) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            context.Out.WriteLine(Version);
+            return CommandErrors.Success;
+        }
+    }
+
+    /// <summary>Runs the CLI on the process console. Ctrl-C and SIGTERM cancel the running verb.</summary>
+    public static int Run(string[] args) =>
+        RunAsync(args, CliContext.FromConsole(), CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Runs the CLI in-process: 0 success, 1 failure (a user error printed as <c>layertool: message</c>),
+    /// 2 usage error, 130 cancelled.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, CliContext context, CancellationToken cancellationToken, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(context);
+        var root = CreateRootCommand(context, environment);
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            foreach (var error in result.Errors)
+                await context.Error.WriteLineAsync($"layertool: {error.Message}").ConfigureAwait(false);
+            await context.Error.WriteLineAsync("Run 'layertool --help' for usage.").ConfigureAwait(false);
+            return CommandErrors.Usage;
+        }
+
+        var configuration = new InvocationConfiguration
+        {
+            Output = context.Out,
+            Error = context.Error,
+            EnableDefaultExceptionHandler = false,
+            // Cleanup after Ctrl-C (build containers, a dind container) needs more than the default 2 s.
+            ProcessTerminationTimeout = TimeSpan.FromSeconds(60),
+        };
+        return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -32,9 +32,7 @@ internal sealed class BuilderFlags
         foreach (var word in flags)
         {
             var text = word.Text;
-            if (!text.StartsWith("--", StringComparison.Ordinal))
-                return (word, $"arg should start with -- : {text}");
-            var body = text[2..];
+            var body = text.StartsWith("--", StringComparison.Ordinal) ? text[2..] : text;
             var eq = body.IndexOf('=', StringComparison.Ordinal);
             var name = eq < 0 ? body : body[..eq];
             var value = eq < 0 ? null : body[(eq + 1)..];
@@ -96,7 +94,7 @@ internal static class Suggest
             }
         }
 
-        return best is not null && bestDistance <= Math.Max(1, Math.Min(2, word.Length / 3)) ? best : null;
+        return best is not null && bestDistance <= (word.Length <= 3 ? 1 : 2) ? best : null;
     }
 
     private static int Distance(string a, string b)

@@ -248,6 +248,8 @@ public static partial class DockerfileParser
             var keywordAsWritten = line[kwStart..p];
             var keyword = keywordAsWritten.ToUpperInvariant();
             var (flags, argStart) = LineSplitter.ExtractFlags(line, p, _escape, map);
+            while (argStart < line.Length && IsWhite(line[argStart]))
+                argStart++;
             var argEnd = line.Length;
             while (argEnd > argStart && IsWhite(line[argEnd - 1]))
                 argEnd--;

@@ -67,7 +67,8 @@ public static partial class HeredocScanner
                         end += line[end] == '\\' ? 2 : 1;
                 }
 
-                end = Math.Min(end < 0 ? line.Length - 1 : end, line.Length - 1);
+                if (end < 0 || end >= line.Length)
+                    return []; // an unbalanced quote: Docker's lexer fails and finds no heredoc
                 sb.Append(line, i, end - i + 1);
                 i = end;
                 continue;

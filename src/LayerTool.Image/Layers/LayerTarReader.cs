@@ -75,7 +75,10 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
                 throw new ImageFormatException($"truncated tar: incomplete header at offset {headerOffset} ({n} of 512 bytes)");
             if (_block.AsSpan().IndexOfAnyExcept((byte)0) < 0)
             {
+                // End of archive: consume the second zero block and any record padding, so the
+                // stream is left at its end and Position is the tar's full size.
                 _done = true;
+                await DrainAsync(cancellationToken).ConfigureAwait(false);
                 return null;
             }
             CheckChecksum(headerOffset);
@@ -373,6 +376,20 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
                 count -= n;
                 _position += n;
             }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async ValueTask DrainAsync(CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int n;
+            while ((n = await _stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0) _position += n;
         }
         finally
         {

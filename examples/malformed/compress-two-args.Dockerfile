@@ -1,0 +1,3 @@
+FROM busybox
+RUN true
+COMPRESS busybox alpine

@@ -1,0 +1,2 @@
+TAG app:early
+FROM busybox

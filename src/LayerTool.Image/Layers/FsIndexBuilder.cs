@@ -1,0 +1,254 @@
+namespace LayerTool.Image.Layers;
+
+/// <summary>
+/// Builds an <see cref="FsIndex"/> by applying layers (whiteouts, opaque directories, replacement of
+/// another type including recursive removal of a directory, directory over directory updating
+/// attributes, hard links) or by adding a flattened filesystem's entries literally.
+/// </summary>
+public sealed class FsIndexBuilder
+{
+    private static readonly IReadOnlyDictionary<string, byte[]> NoXattrs = LayerEntry.CreateXattrs([]);
+
+    private readonly FsNode _root;
+    private readonly Dictionary<long, int> _linkCounts = [];
+    private long _nextInode;
+    private int _serial;
+    private int _count;
+    private bool _built;
+
+    public FsIndexBuilder()
+    {
+        _root = NewRoot();
+    }
+
+    /// <summary>Starts from a copy of <paramref name="start"/>.</summary>
+    public FsIndexBuilder(FsIndex start)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        _root = start.Root.Clone();
+        _count = start.Count;
+        foreach (var n in Walk(_root))
+        {
+            _nextInode = Math.Max(_nextInode, n.Inode);
+            if (start.LinkedInodes.Contains(n.Inode)) _linkCounts[n.Inode] = _linkCounts.GetValueOrDefault(n.Inode) + 1;
+        }
+    }
+
+    /// <summary>Called for every path a later layer removes or replaces (for wasted-bytes accounting).</summary>
+    public Action<RemovedPath>? Removed { get; init; }
+
+    /// <summary>Number of layers applied so far.</summary>
+    public int LayerCount => _serial;
+
+    private FsNode NewRoot() =>
+        new(new LayerEntry { Path = LayerPath.Root, Type = LayerEntryType.Directory, Mode = 0x1ED }, null, ++_nextInode, 0);
+
+    /// <summary>Applies one layer tar on top of what is there.</summary>
+    public async Task ApplyLayerAsync(ILayerEntrySource layer, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        CheckNotBuilt();
+        _serial++;
+        long ordinal = -1;
+        while (await layer.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            ordinal++;
+            var path = entry.Path;
+            if (path.IsRoot || Whiteouts.UnderAufsMetadata(path)) continue;
+            switch (Whiteouts.Classify(path))
+            {
+                case WhiteoutKind.AufsMetadata:
+                    continue;
+                case WhiteoutKind.Opaque:
+                    {
+                        var dir = Resolve(path.Parent);
+                        if (dir?.Children is not null) Prune(dir);
+                        continue;
+                    }
+                case WhiteoutKind.Whiteout:
+                    Remove(Whiteouts.Target(path));
+                    continue;
+                default:
+                    break;
+            }
+            byte[]? hash = null;
+            if (entry.Type == LayerEntryType.RegularFile)
+                hash = await FsIndex.HashAsync(layer.Content, cancellationToken).ConfigureAwait(false);
+            var node = Put(entry, hash);
+            if (entry.Type == LayerEntryType.RegularFile) FileAdded?.Invoke(node, _serial, ordinal);
+        }
+    }
+
+    /// <summary>Called for every regular file a layer adds: the node, the layer (1-based) and the entry's ordinal in that layer.</summary>
+    internal Action<FsNode, int, long>? FileAdded { get; init; }
+
+    /// <summary>Adds a flattened filesystem's entries (a <c>docker export</c>): names are taken literally.</summary>
+    public async Task AddFlattenedAsync(ILayerEntrySource source, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        CheckNotBuilt();
+        _serial++;
+        while (await source.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            if (entry.Path.IsRoot) continue;
+            byte[]? hash = null;
+            if (entry.Type == LayerEntryType.RegularFile)
+                hash = await FsIndex.HashAsync(source.Content, cancellationToken).ConfigureAwait(false);
+            Put(entry, hash);
+        }
+    }
+
+    /// <summary>Starts a new layer (for callers that feed entries through <see cref="Put"/>).</summary>
+    internal void BeginLayer() => _serial++;
+
+    /// <summary>Adds one entry whose content hash is already known (flattened semantics).</summary>
+    internal FsNode Put(LayerEntry entry, byte[]? hash)
+    {
+        var path = entry.Path;
+        var parent = EnsureParent(path);
+        var name = path.Name.ToArray();
+        parent.Children!.TryGetValue(name, out var existing);
+
+        if (entry.Type == LayerEntryType.HardLink)
+        {
+            var targetPath = entry.HardLinkTarget;
+            var target = Resolve(targetPath)
+                ?? throw new ImageFormatException($"hard link '{entry.Name}' points to '{targetPath}', which does not exist");
+            if (target.Entry.IsDirectory) throw new ImageFormatException($"hard link '{entry.Name}' points to directory '{targetPath}'");
+            if (ReferenceEquals(target, existing)) return existing; // linking a path to itself changes nothing
+            if (existing is not null) RemoveNode(parent, name, existing);
+            var linked = new FsNode(target.Entry with { Path = path }, target.Hash, target.Inode, _serial);
+            if (_linkCounts.TryGetValue(target.Inode, out var c)) _linkCounts[target.Inode] = c + 1;
+            else _linkCounts[target.Inode] = 2;
+            parent.Children![name] = linked;
+            _count++;
+            return linked;
+        }
+
+        if (existing is not null && existing.Entry.IsDirectory && entry.IsDirectory)
+        {
+            existing.Entry = entry;
+            existing.Serial = _serial;
+            return existing;
+        }
+        if (existing is not null) RemoveNode(parent, name, existing);
+        var node = new FsNode(entry with { Size = entry.Type == LayerEntryType.RegularFile ? entry.Size : 0 }, hash, ++_nextInode, _serial);
+        parent.Children![name] = node;
+        _count++;
+        return node;
+    }
+
+    /// <summary>Removes a path (recursively) if present.</summary>
+    internal void Remove(LayerPath path)
+    {
+        var parent = Resolve(path.Parent);
+        if (parent?.Children is null) return;
+        var name = path.Name.ToArray();
+        if (parent.Children.TryGetValue(name, out var node)) RemoveNode(parent, name, node);
+    }
+
+    private void RemoveNode(FsNode parent, byte[] name, FsNode node)
+    {
+        parent.Children!.Remove(name);
+        Forget(node);
+    }
+
+    private void Forget(FsNode node)
+    {
+        _count--;
+        var last = true;
+        if (_linkCounts.TryGetValue(node.Inode, out var c))
+        {
+            if (c > 1)
+            {
+                _linkCounts[node.Inode] = c - 1;
+                last = false;
+            }
+            else
+            {
+                _linkCounts.Remove(node.Inode);
+            }
+        }
+        Removed?.Invoke(new RemovedPath(node.Entry, node.Serial, last));
+        if (node.Children is not null)
+        {
+            foreach (var child in node.Children.Values) Forget(child);
+        }
+    }
+
+    /// <summary>Opaque directory: drop everything below it that earlier layers put there.</summary>
+    private void Prune(FsNode dir)
+    {
+        foreach (var (name, child) in dir.Children!.ToList())
+        {
+            if (child.Serial < _serial) RemoveNode(dir, name, child);
+            else if (child.Children is not null) Prune(child);
+        }
+    }
+
+    internal FsNode? Resolve(LayerPath path)
+    {
+        var node = _root;
+        if (path.IsRoot) return node;
+        foreach (var part in FsIndex.Split(path))
+        {
+            if (node.Children is null || !node.Children.TryGetValue(part, out var child)) return null;
+            node = child;
+        }
+        return node;
+    }
+
+    /// <summary>The parent directory of <paramref name="path"/>, created (0755, root) where missing as docker's applier does.</summary>
+    private FsNode EnsureParent(LayerPath path)
+    {
+        var node = _root;
+        var current = LayerPath.Root;
+        foreach (var part in FsIndex.Split(path.Parent.IsRoot ? LayerPath.Root : path.Parent).Where(p => p.Length > 0))
+        {
+            current = current.Append(part);
+            if (!node.Children!.TryGetValue(part, out var child) || child.Children is null)
+            {
+                if (child is not null) RemoveNode(node, part, child);
+                child = new FsNode(new LayerEntry { Path = current, Type = LayerEntryType.Directory, Mode = 0x1ED, Xattrs = NoXattrs }, null, ++_nextInode, _serial);
+                node.Children[part] = child;
+                _count++;
+            }
+            node = child;
+        }
+        return node;
+    }
+
+    /// <summary>Freezes the index. The builder cannot be used afterwards.</summary>
+    public FsIndex Build()
+    {
+        CheckNotBuilt();
+        _built = true;
+        return new FsIndex(_root, _count, [.. _linkCounts.Keys]);
+    }
+
+    private void CheckNotBuilt()
+    {
+        if (_built) throw new InvalidOperationException("the index was already built");
+    }
+
+    private static IEnumerable<FsNode> Walk(FsNode root)
+    {
+        var stack = new Stack<FsNode>();
+        stack.Push(root);
+        while (stack.Count > 0)
+        {
+            var n = stack.Pop();
+            yield return n;
+            if (n.Children is not null)
+            {
+                foreach (var c in n.Children.Values) stack.Push(c);
+            }
+        }
+    }
+}
+
+/// <summary>A path that a later layer removed or replaced.</summary>
+/// <param name="Entry">What was there.</param>
+/// <param name="Layer">The 1-based layer that had put it there.</param>
+/// <param name="LastLink">False when other hard links still keep the same file.</param>
+public sealed record RemovedPath(LayerEntry Entry, int Layer, bool LastLink);

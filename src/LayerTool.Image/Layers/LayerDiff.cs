@@ -1,0 +1,412 @@
+namespace LayerTool.Image.Layers;
+
+/// <summary>
+/// The heart of squash: writes ONE layer that turns a base filesystem into a final one, by a one-pass
+/// merge-join of the final filesystem's stream (walk order, e.g. a <c>docker export</c>) against the
+/// base's index.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item>A path only in the final filesystem, or whose type, mode, owner, xattrs, size, link target or
+/// device numbers differ, goes into the layer. A regular file with equal metadata is compared by content
+/// hash: a same-size, same-mtime rewrite with other bytes is caught; a rewrite with identical bytes is
+/// not a change. Modification times alone are not a change.</item>
+/// <item>A path only in the base gets a whiteout in its parent; a deleted directory gets one whiteout,
+/// not one per child. A path whose type changed is simply written (an applier replaces it, a directory
+/// recursively).</item>
+/// <item>Hard-link groups come out exactly as in the final filesystem: a link whose target did not go
+/// into the layer brings the target (and the group's other members) along, target first, names relative.</item>
+/// <item>Every entry's parent directories are written before it with the final metadata, as docker
+/// does. The order is deterministic, times optionally clamped; the diffID is hashed while writing.</item>
+/// </list>
+/// Memory stays flat: content is streamed; a file compared by content is held in memory up to
+/// <see cref="LayerDiffOptions.SpillThreshold"/> and spills to a temp file above it. The final index
+/// (metadata and hashes, no content) is built on the way for <see cref="LayerVerifier"/>.
+/// </remarks>
+public static class LayerDiff
+{
+    /// <summary>Writes the layer that turns <paramref name="baseIndex"/> into the filesystem streamed by <paramref name="final"/>.</summary>
+    /// <param name="baseIndex">The base filesystem (<see cref="FsIndex.Empty"/> for scratch).</param>
+    /// <param name="final">The final filesystem, flattened, in walk order (a <c>docker export</c>,
+    /// wrapped in an <see cref="InitPathOverlay"/>).</param>
+    /// <param name="output">Receives the uncompressed layer tar.</param>
+    /// <param name="options">Settings; null for the defaults.</param>
+    /// <param name="cancellationToken">Cancels the work.</param>
+    /// <exception cref="ImageFormatException">The stream is not in walk order, holds a name that a layer
+    /// cannot carry, or a reopened file differs from what was streamed.</exception>
+    public static async Task<LayerDiffResult> WriteAsync(FsIndex baseIndex, ILayerEntrySource final, Stream output,
+        LayerDiffOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(baseIndex);
+        ArgumentNullException.ThrowIfNull(final);
+        ArgumentNullException.ThrowIfNull(output);
+        var run = new Run(baseIndex, output, options ?? new LayerDiffOptions());
+        await using (run.ConfigureAwait(false))
+            return await run.ExecuteAsync(final, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Same as <see cref="WriteAsync"/>, with the final filesystem given as a stack of layer tars (bottom
+    /// first, e.g. from a docker-archive). The layers are merged into a temporary flattened tar first.
+    /// </summary>
+    public static async Task<LayerDiffResult> WriteFromLayersAsync(FsIndex baseIndex, IReadOnlyList<Func<CancellationToken, Task<Stream>>> finalLayers,
+        Stream output, LayerDiffOptions? options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(finalLayers);
+        options ??= new LayerDiffOptions();
+        var temp = TempFile(options.TempDirectory);
+        var flat = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 65536,
+            FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        await using (flat.ConfigureAwait(false))
+        {
+            await LayerFlattener.FlattenAsync(finalLayers, flat, cancellationToken).ConfigureAwait(false);
+            flat.Position = 0;
+            var reader = new LayerTarReader(flat, leaveOpen: true);
+            await using (reader.ConfigureAwait(false))
+            {
+                var reopen = options.ReopenContent ?? ContentReopeners.FromTar(
+                    _ => Task.FromResult<Stream>(new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete)),
+                    options.TempDirectory);
+                return await WriteAsync(baseIndex, reader, output, options with { ReopenContent = reopen }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    internal static string TempFile(string? dir) =>
+        Path.Combine(dir ?? Path.GetTempPath(), "layertool-" + Guid.NewGuid().ToString("N") + ".tmp");
+
+    private sealed class Run : IAsyncDisposable
+    {
+        private readonly LayerDiffOptions _options;
+        private readonly FsIndex _base;
+        private readonly LayerTarWriter _writer;
+        private readonly FsIndexBuilder _final = new();
+        private readonly IEnumerator<(FsNode Node, LayerPath? FirstLink)> _baseWalk;
+        private readonly List<LayerEntry> _dirs = [];
+        private readonly HashSet<LayerPath> _written = [];
+        private readonly HashSet<long> _emittedInodes = [];
+        private readonly HashSet<long> _keptBaseInodes = [];
+        private readonly Dictionary<long, List<LayerPath>> _linkMembers = [];
+        private readonly Spill _spill;
+        private FsNode? _baseNode;
+        private long _whiteouts;
+        private long _read;
+
+        public Run(FsIndex baseIndex, Stream output, LayerDiffOptions options)
+        {
+            _base = baseIndex;
+            _options = options;
+            _writer = new LayerTarWriter(output, leaveOpen: true);
+            _baseWalk = baseIndex.Nodes().GetEnumerator();
+            _spill = new Spill(options.SpillThreshold, options.TempDirectory);
+            AdvanceBase();
+        }
+
+        public async Task<LayerDiffResult> ExecuteAsync(ILayerEntrySource final, CancellationToken ct)
+        {
+            _final.BeginLayer();
+            LayerPath? previous = null;
+            while (await final.ReadNextAsync(ct).ConfigureAwait(false) is { } entry)
+            {
+                ct.ThrowIfCancellationRequested();
+                var path = entry.Path;
+                if (path.IsRoot) continue;
+                if (previous is not null && previous.CompareTo(path) >= 0)
+                    throw new ImageFormatException($"the final filesystem is not in walk order: '{path}' comes after '{previous}'");
+                previous = path;
+
+                // Everything the base has before this path is gone from the final filesystem.
+                while (_baseNode is not null && _baseNode.Entry.Path.CompareTo(path) < 0)
+                    await WhiteoutAsync(_baseNode.Entry.Path, ct).ConfigureAwait(false);
+
+                Trim(path);
+                var match = _baseNode is not null && _baseNode.Entry.Path == path ? _baseNode : null;
+                if (match is not null)
+                {
+                    AdvanceBase();
+                    // A directory replaced by something else takes its whole subtree with it.
+                    if (match.Entry.IsDirectory && !entry.IsDirectory) SkipBaseBelow(path);
+                }
+
+                switch (entry.Type)
+                {
+                    case LayerEntryType.RegularFile:
+                        await RegularFileAsync(entry, final.Content, match, ct).ConfigureAwait(false);
+                        break;
+                    case LayerEntryType.HardLink:
+                        await HardLinkAsync(entry, match, ct).ConfigureAwait(false);
+                        break;
+                    default:
+                        _final.Put(entry, null);
+                        if (match is null || !entry.SameMetadata(match.Entry))
+                            await EmitAsync(entry, null, ct).ConfigureAwait(false);
+                        break;
+                }
+                if (entry.IsDirectory) _dirs.Add(entry);
+            }
+            while (_baseNode is not null) await WhiteoutAsync(_baseNode.Entry.Path, ct).ConfigureAwait(false);
+
+            await _writer.FinishAsync(ct).ConfigureAwait(false);
+            return new LayerDiffResult(_writer.DiffId, _writer.BytesWritten, _writer.EntryCount, _whiteouts, _final.Build());
+        }
+
+        private async Task RegularFileAsync(LayerEntry entry, Stream content, FsNode? match, CancellationToken ct)
+        {
+            var comparable = match is not null
+                && match.Entry.SameMetadata(entry)
+                && !(_base.LinkedInodes.Contains(match.Inode) && _keptBaseInodes.Contains(match.Inode));
+            if (!comparable)
+            {
+                // Changed or new: stream it straight into the layer, hashing on the way.
+                var hashing = new HashingStream(content, leaveOpen: true);
+                await using (hashing.ConfigureAwait(false))
+                {
+                    await EmitAsync(entry, hashing, ct).ConfigureAwait(false);
+                    var node = _final.Put(entry, hashing.GetHash());
+                    _emittedInodes.Add(node.Inode);
+                }
+                Report(entry.Size);
+                return;
+            }
+
+            var hash = await _spill.FillAsync(content, entry, ct).ConfigureAwait(false);
+            Report(entry.Size);
+            var finalNode = _final.Put(entry, hash);
+            if (hash.AsSpan().SequenceEqual(match!.Hash))
+            {
+                if (_base.LinkedInodes.Contains(match.Inode)) _keptBaseInodes.Add(match.Inode);
+                return; // identical bytes: not a change
+            }
+            var spilled = _spill.OpenRead();
+            await using (spilled.ConfigureAwait(false))
+                await EmitAsync(entry, spilled, ct).ConfigureAwait(false);
+            _emittedInodes.Add(finalNode.Inode);
+        }
+
+        private async Task HardLinkAsync(LayerEntry entry, FsNode? match, CancellationToken ct)
+        {
+            var targetPath = entry.HardLinkTarget;
+            var target = _final.Resolve(targetPath)
+                ?? throw new ImageFormatException($"hard link '{entry.Name}' points to '{targetPath}', which is not earlier in the stream");
+            var node = _final.Put(entry, null);
+            if (!_linkMembers.TryGetValue(node.Inode, out var members))
+                _linkMembers[node.Inode] = members = [targetPath];
+            members.Add(entry.Path);
+
+            if (_emittedInodes.Contains(node.Inode))
+            {
+                await EmitAsync(entry, null, ct).ConfigureAwait(false);
+                return;
+            }
+
+            // The target stayed as in the base: the link is unchanged only if the base already had
+            // this path in the same hard-link group.
+            var baseTarget = _base.FindNode(targetPath);
+            if (match is not null && baseTarget is not null && match.Inode == baseTarget.Inode && !match.Entry.IsDirectory)
+            {
+                _keptBaseInodes.Add(match.Inode);
+                return;
+            }
+
+            // The group changed: the layer must carry the target and every member of the group.
+            await EmitFromIndexAsync(target, ct).ConfigureAwait(false);
+            foreach (var member in members)
+            {
+                if (member == targetPath || member == entry.Path || _written.Contains(member)) continue;
+                await EnsureAncestorsAsync(member, ct).ConfigureAwait(false);
+                await EmitRawAsync(LinkEntry(_final.Resolve(member)!.Entry, targetPath), null, ct).ConfigureAwait(false);
+            }
+            _emittedInodes.Add(node.Inode);
+            await EmitAsync(entry, null, ct).ConfigureAwait(false);
+        }
+
+        private static LayerEntry LinkEntry(LayerEntry like, LayerPath target) =>
+            like with { Type = LayerEntryType.HardLink, LinkTarget = target.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 };
+
+        /// <summary>Writes a file the stream has already passed, taking its content from the reopener.</summary>
+        private async Task EmitFromIndexAsync(FsNode target, CancellationToken ct)
+        {
+            var entry = target.Entry;
+            if (_written.Contains(entry.Path)) return;
+            await EnsureAncestorsAsync(entry.Path, ct).ConfigureAwait(false);
+            if (entry.Type != LayerEntryType.RegularFile)
+            {
+                await EmitRawAsync(entry, null, ct).ConfigureAwait(false);
+                return;
+            }
+            var reopen = _options.ReopenContent
+                ?? throw new ImageFormatException($"'{entry.Name}' gained a hard link but was unchanged, so the layer needs its content again; " +
+                                                  "this source cannot re-read it (no content reopener)");
+            var stream = await reopen(entry.Path, ct).ConfigureAwait(false);
+            var hashing = new HashingStream(stream, leaveOpen: false);
+            await using (hashing.ConfigureAwait(false))
+            {
+                await EmitRawAsync(entry, hashing, ct).ConfigureAwait(false);
+                if (!hashing.GetHash().AsSpan().SequenceEqual(target.Hash))
+                    throw new ImageFormatException($"the content of '{entry.Name}' changed while the layer was being written");
+            }
+        }
+
+        private async Task EnsureAncestorsAsync(LayerPath path, CancellationToken ct)
+        {
+            foreach (var dir in path.Ancestors())
+            {
+                if (_written.Contains(dir)) continue;
+                var node = _final.Resolve(dir) ?? throw new InvalidOperationException($"missing directory '{dir}'");
+                await EmitRawAsync(node.Entry, null, ct).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>Writes an entry of the current position after its not-yet-written parents.</summary>
+        private async Task EmitAsync(LayerEntry entry, Stream? content, CancellationToken ct)
+        {
+            foreach (var dir in _dirs)
+            {
+                if (!_written.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
+            }
+            await EmitRawAsync(entry, content, ct).ConfigureAwait(false);
+        }
+
+        private async Task EmitRawAsync(LayerEntry entry, Stream? content, CancellationToken ct)
+        {
+            if (Whiteouts.Classify(entry.Path) != WhiteoutKind.None)
+                throw new ImageFormatException($"'{entry.Name}' cannot be carried in a layer: its name would read as a whiteout");
+            if (!_written.Add(entry.Path))
+                throw new InvalidOperationException($"'{entry.Name}' would be written twice");
+            var clamp = _options.ClampTime;
+            if (clamp is { } c && entry.ModificationTime > c) entry = entry with { ModificationTime = c };
+            await _writer.WriteEntryAsync(entry, content, ct).ConfigureAwait(false);
+        }
+
+        private async Task WhiteoutAsync(LayerPath gone, CancellationToken ct)
+        {
+            Trim(gone);
+            AdvanceBase();
+            SkipBaseBelow(gone);
+            var wh = new LayerEntry
+            {
+                Path = Whiteouts.For(gone),
+                Type = LayerEntryType.RegularFile,
+                ModificationTime = _options.ClampTime ?? DateTimeOffset.UnixEpoch,
+            };
+            foreach (var dir in _dirs)
+            {
+                if (!_written.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
+            }
+            _written.Add(wh.Path);
+            await _writer.WriteEntryAsync(wh, null, ct).ConfigureAwait(false);
+            _whiteouts++;
+        }
+
+        /// <summary>Keeps on the directory stack only the ancestors of <paramref name="path"/>.</summary>
+        private void Trim(LayerPath path)
+        {
+            while (_dirs.Count > 0 && !_dirs[^1].Path.IsAncestorOf(path)) _dirs.RemoveAt(_dirs.Count - 1);
+        }
+
+        private void SkipBaseBelow(LayerPath path)
+        {
+            // Descendants follow their directory contiguously in walk order.
+            while (_baseNode is not null && path.IsAncestorOf(_baseNode.Entry.Path)) AdvanceBase();
+        }
+
+        private void AdvanceBase() => _baseNode = _baseWalk.MoveNext() ? _baseWalk.Current.Node : null;
+
+        private void Report(long bytes)
+        {
+            _read += bytes;
+            _options.Progress?.Report(_read);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _baseWalk.Dispose();
+            await _spill.DisposeAsync().ConfigureAwait(false);
+            await _writer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Holds one file's content while it is compared: in memory up to a threshold, else in a temp file.</summary>
+    private sealed class Spill(int threshold, string? tempDirectory) : IAsyncDisposable
+    {
+        private byte[]? _memory;
+        private int _length;
+        private FileStream? _file;
+
+        public async Task<byte[]> FillAsync(Stream content, LayerEntry entry, CancellationToken ct)
+        {
+            await ResetAsync().ConfigureAwait(false);
+            var hashing = new HashingStream(content, leaveOpen: true);
+            await using (hashing.ConfigureAwait(false))
+            {
+                if (entry.Size <= threshold)
+                {
+                    if (_memory is null || _memory.Length < entry.Size)
+                        _memory = new byte[Math.Min(threshold, Math.Max(entry.Size, Math.Max(65536, (_memory?.Length ?? 0) * 2)))];
+                    var total = 0;
+                    int n;
+                    while (total < entry.Size && (n = await hashing.ReadAsync(_memory.AsMemory(total, (int)entry.Size - total), ct).ConfigureAwait(false)) > 0)
+                        total += n;
+                    _length = total;
+                }
+                else
+                {
+                    _file = new FileStream(TempFile(tempDirectory), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920,
+                        FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+                    await hashing.CopyToAsync(_file, ct).ConfigureAwait(false);
+                    await _file.FlushAsync(ct).ConfigureAwait(false);
+                }
+                return hashing.GetHash();
+            }
+        }
+
+        public Stream OpenRead()
+        {
+            if (_file is not null)
+            {
+                _file.Position = 0;
+                return new NonClosing(_file);
+            }
+            return new MemoryStream(_memory!, 0, _length, writable: false);
+        }
+
+        private async ValueTask ResetAsync()
+        {
+            if (_file is not null) await _file.DisposeAsync().ConfigureAwait(false);
+            _file = null;
+            _length = 0;
+        }
+
+        public ValueTask DisposeAsync() => ResetAsync();
+    }
+
+    /// <summary>A view of a stream whose disposal leaves the inner stream open.</summary>
+    private sealed class NonClosing(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => inner.Length;
+
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            inner.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush() { }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,43 @@
+namespace LayerTool.Image.Layers;
+
+/// <summary>Re-opens the content of a regular file of the final filesystem by path.</summary>
+/// <remarks>
+/// Needed only in one rare case: a hard link to a file that was already passed as unchanged (for
+/// example <c>RUN ln /bin/a /bin/b</c> where <c>/bin/a</c> is in the base): the layer must then hold
+/// <c>/bin/a</c> itself, and a one-pass stream has gone past its bytes. The content is checked
+/// against the hash taken on the first pass.
+/// </remarks>
+public delegate Task<Stream> ContentReopener(LayerPath path, CancellationToken cancellationToken);
+
+/// <summary>Settings of <see cref="LayerDiff"/>.</summary>
+public sealed record LayerDiffOptions
+{
+    /// <summary>
+    /// <c>SOURCE_DATE_EPOCH</c>-style clamp: every modification time later than this is written as this,
+    /// and whiteouts get this time. Null keeps the times (whiteouts then get the Unix epoch).
+    /// </summary>
+    public DateTimeOffset? ClampTime { get; init; }
+
+    /// <summary>
+    /// Files up to this size are held in memory (one reused buffer) while their content is compared;
+    /// larger ones spill to a temp file. Default 8 MiB.
+    /// </summary>
+    public int SpillThreshold { get; init; } = 8 << 20;
+
+    /// <summary>Where spill files go (default: the system temp directory).</summary>
+    public string? TempDirectory { get; init; }
+
+    /// <summary>See <see cref="ContentReopener"/>. Without it, that rare hard-link case fails with a clear error.</summary>
+    public ContentReopener? ReopenContent { get; init; }
+
+    /// <summary>Reports progress: bytes of final-filesystem content read so far.</summary>
+    public IProgress<long>? Progress { get; init; }
+}
+
+/// <summary>What <see cref="LayerDiff"/> produced.</summary>
+/// <param name="DiffId"><c>sha256:&lt;hex&gt;</c> of the uncompressed layer tar.</param>
+/// <param name="Size">Bytes of the layer tar.</param>
+/// <param name="Entries">Tar entries written (whiteouts included).</param>
+/// <param name="Whiteouts">Whiteouts written.</param>
+/// <param name="FinalIndex">The final filesystem's index, for <see cref="LayerVerifier"/>.</param>
+public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex);

@@ -1,0 +1,55 @@
+using LayerTool.Image.Layers;
+
+namespace LayerTool.Image.Tests.Layers;
+
+/// <summary>Runs a squash in memory: base layers, final layers → new layer, checked both ways.</summary>
+internal static class DiffHarness
+{
+    internal sealed record Outcome(LayerDiffResult Result, byte[] Layer, List<(LayerEntry Entry, byte[] Content)> Entries, FsIndex Base, FsIndex Final)
+    {
+        /// <summary>Entry names as in the tar: directories with a trailing slash.</summary>
+        public IEnumerable<string> Names => Entries.Select(e => Show(e.Entry));
+
+        public LayerEntry Get(string name) => Entries.Single(e => Show(e.Entry) == name).Entry;
+
+        public byte[] ContentOf(string name) => Entries.Single(e => Show(e.Entry) == name).Content;
+
+        private static string Show(LayerEntry e) => e.Name + (e.IsDirectory ? "/" : "");
+    }
+
+    public static Func<CancellationToken, Task<Stream>> Opener(byte[] tar) => _ => Task.FromResult<Stream>(new MemoryStream(tar, writable: false));
+
+    public static async Task<byte[]> FlattenAsync(IEnumerable<byte[]> layers)
+    {
+        using var ms = new MemoryStream();
+        await LayerFlattener.FlattenAsync([.. layers.Select(Opener)], ms, CancellationToken.None);
+        return ms.ToArray();
+    }
+
+    public static async Task<Outcome> SquashAsync(IEnumerable<byte[]> baseLayers, IEnumerable<byte[]> finalLayers, LayerDiffOptions? options = null)
+    {
+        var baseIndex = await FsIndex.FromLayersAsync(baseLayers.Select(Opener), CancellationToken.None);
+        var finalList = finalLayers.ToList();
+        var flat = await FlattenAsync(finalList);
+        options ??= new LayerDiffOptions();
+        options = options with { ReopenContent = options.ReopenContent ?? ContentReopeners.FromTar(Opener(flat)) };
+        using var output = new MemoryStream();
+        await using var reader = new LayerTarReader(new TarCodecTests.NonSeekable(flat));
+        var result = await LayerDiff.WriteAsync(baseIndex, reader, output, options, CancellationToken.None);
+        var layer = output.ToArray();
+
+        // The layer's own digest and size are what the result says.
+        result.Size.ShouldBe(layer.Length);
+        result.DiffId.ShouldBe("sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(layer)));
+
+        // The final index built on the way equals one built independently from the layers...
+        var independent = await FsIndex.FromLayersAsync(finalList.Select(Opener), CancellationToken.None);
+        LayerVerifier.Compare(independent, result.FinalIndex).ShouldBeEmpty();
+        // ...and base + new layer reproduces it exactly.
+        var diffs = await LayerVerifier.VerifyAsync(baseIndex, new MemoryStream(layer), result.FinalIndex, CancellationToken.None);
+        diffs.ShouldBeEmpty(string.Join("\n", diffs));
+        var entries = await TarBuilder.ReadAllAsync(layer);
+        entries.Select(e => e.Entry.Path).Distinct().Count().ShouldBe(entries.Count, "no path twice in a layer");
+        return new Outcome(result, layer, entries, baseIndex, result.FinalIndex);
+    }
+}
