@@ -40,8 +40,11 @@ public static class CommandErrors
     [
         typeof(DockerfileException),
         typeof(CliException),
-        typeof(LayerTool.Image.ImageFormatException),
+        typeof(LayerTool.Build.BuildException),
         typeof(LayerTool.Build.EngineException),
+        typeof(LayerTool.Image.ImageFormatException),
+        typeof(UnauthorizedAccessException),
+        typeof(IOException),
         typeof(LayerTool.Image.Squash.SquashVerificationException),
     ];
 

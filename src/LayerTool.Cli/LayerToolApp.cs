@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Reflection;
 using LayerTool.Cli.Commands;
 
 namespace LayerTool.Cli;
@@ -15,14 +17,35 @@ public static class LayerToolApp
     {
         ArgumentNullException.ThrowIfNull(context);
         environment ??= Environment.GetEnvironmentVariable;
-        return new RootCommand("layertool: build Docker images with TAG and COMPRESS, and squash images onto any base.")
+        var root = new RootCommand("layertool: build Docker images with TAG and COMPRESS, and squash images onto any base.")
         {
             new ParseCommand(context),
             new LintCommand(context, environment),
+            BuildCommand.Create(context),
+            DindCommand.Create(),
             new SquashCommand(context, environment),
             new DiffCommand(context),
             new LayersCommand(context),
         };
+        foreach (var option in root.Options.OfType<VersionOption>())
+            option.Action = new PrintVersionAction(context);
+        return root;
+    }
+
+    /// <summary>The tool's version (the assembly's informational version).</summary>
+    public static string Version =>
+        typeof(LayerToolApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(LayerToolApp).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    /// <summary>Prints our version (the default action prints the entry assembly's, wrong when hosted in tests).</summary>
+    private sealed class PrintVersionAction(CliContext context) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            context.Out.WriteLine(Version);
+            return CommandErrors.Success;
+        }
     }
 
     /// <summary>Runs the CLI on the process console. Ctrl-C and SIGTERM cancel the running verb.</summary>
@@ -52,6 +75,8 @@ public static class LayerToolApp
             Output = context.Out,
             Error = context.Error,
             EnableDefaultExceptionHandler = false,
+            // Cleanup after Ctrl-C (build containers, a dind container) needs more than the default 2 s.
+            ProcessTerminationTimeout = TimeSpan.FromSeconds(60),
         };
         return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }

@@ -98,6 +98,11 @@ internal static class Json
             return number;
         }
 
+        if (node is JsonValue small && small.TryGetValue<int>(out var integer))
+        {
+            return integer;
+        }
+
         if (node is JsonValue v && v.TryGetValue<JsonElement>(out var element)
             && element.ValueKind == JsonValueKind.Number && element.TryGetInt64(out number))
         {

@@ -1,0 +1,83 @@
+namespace LayerTool.Build.Engine;
+
+/// <summary>
+/// The engine calls the build executor needs, and nothing more. Implemented over the Docker Engine API by
+/// LayerTool.Docker; faked in unit tests. Every method fails with <see cref="EngineException"/> when the
+/// engine cannot be reached or refuses the request.
+/// </summary>
+public interface IDockerEngine
+{
+    /// <summary>The image's ID, config and layers, or null when the engine does not have it.</summary>
+    Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken);
+
+    /// <summary>Pulls <paramref name="reference"/> (a tag is always given); errors inside the stream are thrown.</summary>
+    Task PullImageAsync(string reference, IProgress<string>? progress, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// An image with an empty filesystem, to create containers from for a stage FROM scratch (the API cannot
+    /// create a container without an image). Returns its ID.
+    /// </summary>
+    Task<string> ImportEmptyImageAsync(CancellationToken cancellationToken);
+
+    /// <summary>Creates (does not start) a container; returns its ID.</summary>
+    Task<string> CreateContainerAsync(ContainerSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Attaches to the container's stdout and stderr (call before starting it). Returns once attached; the
+    /// returned task completes when the output ends. <paramref name="onOutput"/> receives the demultiplexed
+    /// bytes of both streams as they arrive.
+    /// </summary>
+    Task<Task> AttachAsync(string containerId, Action<ReadOnlyMemory<byte>> onOutput, CancellationToken cancellationToken);
+
+    Task StartContainerAsync(string containerId, CancellationToken cancellationToken);
+
+    /// <summary>Waits until the container exits; returns its exit code.</summary>
+    Task<long> WaitContainerAsync(string containerId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Commits the container as an image with exactly <paramref name="config"/> (sent whole: the endpoint
+    /// merges it with the container's own config). Returns the new image ID.
+    /// </summary>
+    Task<string> CommitAsync(string containerId, ContainerConfig config, string? author, CancellationToken cancellationToken);
+
+    /// <summary>Extracts a tar (plain, gzip, bzip2 or xz) into the container at <paramref name="directory"/>, which must exist.</summary>
+    Task PutArchiveAsync(string containerId, string directory, Stream tar, CancellationToken cancellationToken);
+
+    /// <summary>A tar of <paramref name="path"/> in the container (its base name is the root entry).</summary>
+    Task<Stream> GetArchiveAsync(string containerId, string path, CancellationToken cancellationToken);
+
+    /// <summary>What is at <paramref name="path"/> in the container, or null when nothing is.</summary>
+    Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken);
+
+    /// <summary>Removes the container (killing it if it runs) and its anonymous volumes; a missing one is not an error.</summary>
+    Task RemoveContainerAsync(string containerId, CancellationToken cancellationToken);
+
+    /// <summary>Tags <paramref name="imageId"/> as <paramref name="reference"/> (repository[:tag]).</summary>
+    Task TagImageAsync(string imageId, string reference, CancellationToken cancellationToken);
+}
+
+/// <summary>An image as the engine describes it.</summary>
+/// <param name="Id">Image ID (<c>sha256:...</c>).</param>
+/// <param name="Config">Its container config.</param>
+/// <param name="Layers">rootfs diff IDs, bottom first.</param>
+/// <param name="Size">Total size in bytes.</param>
+public sealed record EngineImage(string Id, ContainerConfig Config, IReadOnlyList<string> Layers, long Size);
+
+/// <summary>A container to create.</summary>
+/// <param name="Image">Image ID or reference.</param>
+/// <param name="Config">The config (Cmd/Entrypoint as the step needs them).</param>
+/// <param name="NetworkMode">Network mode (null: the engine's default).</param>
+/// <param name="Name">Container name (identifies the build's containers for clean-up).</param>
+public sealed record ContainerSpec(string Image, ContainerConfig Config, string? NetworkMode, string? Name);
+
+/// <summary>What the archive endpoint's stat says about a path. Mode holds Go <c>os.FileMode</c> bits (type bits
+/// high, permissions low); LinkTarget is a symlink's target.</summary>
+public sealed record PathStat(string Name, long Size, uint Mode, string? LinkTarget)
+{
+    private const uint GoModeDir = 1u << 31;
+    private const uint GoModeSymlink = 1u << 27;
+
+    public bool IsDirectory => (Mode & GoModeDir) != 0;
+
+    public bool IsSymlink => (Mode & GoModeSymlink) != 0;
+}

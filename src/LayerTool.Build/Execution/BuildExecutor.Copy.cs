@@ -1,0 +1,418 @@
+using System.Formats.Tar;
+using System.Globalization;
+using LayerTool.Build.Cache;
+using LayerTool.Build.Context;
+using LayerTool.Dockerfile.Syntax;
+
+namespace LayerTool.Build.Execution;
+
+public sealed partial class BuildExecutor
+{
+    private const UnixFileMode DirMode = (UnixFileMode)0x1ED; // 0755
+
+    /// <summary>One thing a COPY/ADD brings in.</summary>
+    private abstract record CopyItem;
+
+    private sealed record ContextItem(ContextSource Source, bool Extract) : CopyItem;
+
+    private sealed record UrlItem(string Url, string TempFile, string Name, DateTimeOffset ModifiedTime) : CopyItem;
+
+    private sealed record ImageItem(string Path) : CopyItem;
+
+    private async Task CopyAsync(StageState state, InstructionNode node, bool isAdd, CancellationToken ct)
+    {
+        var keyword = isAdd ? "ADD" : "COPY";
+        string? from = null, chown = null;
+        foreach (var flag in node.Flags)
+        {
+            var eq = flag.Text.IndexOf('=', StringComparison.Ordinal);
+            var name = eq < 0 ? flag.Text : flag.Text[..eq];
+            var value = eq < 0 ? "" : flag.Text[(eq + 1)..];
+            switch (name)
+            {
+                case "--from" when !isAdd: from = Expand(state, value); break;
+                case "--chown": chown = Expand(state, value); break;
+                case "--chmod": throw Fail(node, "the --chmod option requires BuildKit; the classic builder does not support it");
+                default: throw Fail(node, $"unknown flag: {name}");
+            }
+        }
+        var lookup = Lookup(state);
+        var words = node.Arguments.Select(a => _expander.ExpandWord(a.Text, lookup)).ToList();
+        if (words.Count < 2) throw Fail(node, $"{keyword} requires at least two arguments, but got {words.Count}");
+        var destWord = words[^1];
+        var workdir = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
+        var destIsDir = destWord.EndsWith('/') || destWord.EndsWith("/.", StringComparison.Ordinal) || destWord == ".";
+        var dest = CleanAbsolute(destWord.StartsWith('/') ? destWord : workdir + "/" + destWord);
+
+        var items = new List<CopyItem>();
+        var hashes = new List<string>();
+        var temps = new List<string>();
+        try
+        {
+            string? fromImage = null;
+            if (from is not null)
+            {
+                fromImage = await ResolveFromImageAsync(node, state, from, ct).ConfigureAwait(false);
+                foreach (var src in words[..^1])
+                {
+                    if (BuildContext.HasWildcards(src)) throw Fail(node, $"{keyword} --from with wildcards is not supported by layertool: {src}");
+                    items.Add(new ImageItem(CleanAbsolute(src.StartsWith('/') ? src : "/" + src)));
+                    hashes.Add("image:" + fromImage + ":" + src);
+                }
+            }
+            else
+            {
+                foreach (var src in words[..^1])
+                {
+                    if (isAdd && (src.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || src.StartsWith("https://", StringComparison.OrdinalIgnoreCase)))
+                    {
+                        var item = await DownloadAsync(node, src, ct).ConfigureAwait(false);
+                        temps.Add(item.TempFile);
+                        items.Add(item);
+                        using var f = File.OpenRead(item.TempFile);
+                        hashes.Add("url:" + src + ":" + Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(f, ct).ConfigureAwait(false)));
+                        continue;
+                    }
+                    IReadOnlyList<ContextSource> resolved;
+                    try
+                    {
+                        resolved = _context.Resolve(src);
+                    }
+                    catch (BuildException e)
+                    {
+                        throw Fail(node, $"{keyword} failed: {e.Message}", e);
+                    }
+                    if (resolved.Count == 0) throw Fail(node, $"{keyword} failed: no source files were specified");
+                    foreach (var r in resolved)
+                    {
+                        var extract = isAdd && !r.IsDirectory && IsArchive(r.FullPath);
+                        items.Add(new ContextItem(r, extract));
+                        hashes.Add((r.IsDirectory ? "dir:" : "file:") + r.ContextPath + ":" + _context.Hash(r));
+                    }
+                }
+            }
+            if (items.Count > 1 && !destIsDir)
+                throw Fail(node, $"When using {keyword} with more than one source file, the destination must be a directory and end with a /");
+
+            var text = $"{keyword} {(from is null ? "" : "--from=" + from + " ")}{(chown is null ? "" : "--chown=" + chown + " ")}{string.Join(' ', words[..^1])} {dest}{(destIsDir ? "/" : "")}";
+            var key = StepKey(state, text, string.Join('\n', hashes));
+            if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
+            var summary = BuildCache.Key([.. hashes])[..16];
+            var nop = state.Shell.Concat(["#(nop) ", $"{keyword} {(items.Count > 1 ? "multi" : items[0] is ContextItem { Source.IsDirectory: true } ? "dir" : "file")}:{summary} in {dest}{(destIsDir ? "/" : "")} "]).ToList();
+            await CommitStepAsync(state, node, key, state.Config, nop,
+                id => CopyIntoAsync(node, id, fromImage, items, dest, destIsDir, chown, ct), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var t in temps) File.Delete(t);
+        }
+    }
+
+    private async Task<string> ResolveFromImageAsync(InstructionNode node, StageState state, string from, CancellationToken ct)
+    {
+        var stage = FindStage(from, state.Stage.Index);
+        if (stage is not null && _finishedStages.TryGetValue(stage.Index, out var prior))
+            return prior.ImageId ?? throw Fail(node, $"stage {from} has no image (it is FROM scratch and empty)");
+        if (int.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            throw Fail(node, $"invalid from flag value {from}: refers to current or future build stage");
+        var reference = from.Contains('@', StringComparison.Ordinal) || HasTag(from) ? from : from + ":latest";
+        var image = await _engine.InspectImageAsync(reference, ct).ConfigureAwait(false);
+        if (image is null)
+        {
+            await _engine.PullImageAsync(reference, null, ct).ConfigureAwait(false);
+            image = await _engine.InspectImageAsync(reference, ct).ConfigureAwait(false) ?? throw Fail(node, $"cannot find image {reference}");
+        }
+        return image.Id;
+    }
+
+    private async Task<UrlItem> DownloadAsync(InstructionNode node, string url, CancellationToken ct)
+    {
+        var http = _http ?? SharedHttp.Value;
+        var temp = Path.GetTempFileName();
+        try
+        {
+            using var response = await http.GetAsync(new Uri(url), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+                throw Fail(node, $"failed to GET {url} with status {(int)response.StatusCode} {response.ReasonPhrase}");
+            using (var file = File.Create(temp))
+                await response.Content.CopyToAsync(file, ct).ConfigureAwait(false);
+            var name = Uri.UnescapeDataString(new Uri(url).AbsolutePath.TrimEnd('/').Split('/')[^1]);
+            if (name.Length == 0) throw Fail(node, $"cannot determine filename from url: {url}");
+            var mtime = response.Content.Headers.LastModified ?? DateTimeOffset.UnixEpoch;
+            return new UrlItem(url, temp, name, mtime);
+        }
+        catch (HttpRequestException e)
+        {
+            File.Delete(temp);
+            throw Fail(node, $"failed to download {url}: {e.Message}", e);
+        }
+    }
+
+    private static readonly Lazy<HttpClient> SharedHttp = new(() => new HttpClient());
+
+    /// <summary>True when the file is a tar, possibly gzip/bzip2/xz compressed (ADD extracts those).</summary>
+    internal static bool IsArchive(string path)
+    {
+        var head = new byte[265];
+        int n;
+        using (var f = File.OpenRead(path)) n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) return true;
+        if (n >= 3 && head[0] == 'B' && head[1] == 'Z' && head[2] == 'h') return true;
+        if (n >= 6 && head[0] == 0xFD && head[1] == '7' && head[2] == 'z' && head[3] == 'X' && head[4] == 'Z' && head[5] == 0) return true;
+        return n >= 262 && head[257] == 'u' && head[258] == 's' && head[259] == 't' && head[260] == 'a' && head[261] == 'r';
+    }
+
+    /// <summary>Puts the items into the container: one tar for files and directories, then one upload per extracted archive.</summary>
+    private async Task CopyIntoAsync(InstructionNode node, string containerId, string? fromImage, List<CopyItem> items, string dest, bool destIsDir,
+        string? chown, CancellationToken ct)
+    {
+        var (uid, gid) = chown is null ? (0, 0) : await ResolveChownAsync(node, containerId, chown, ct).ConfigureAwait(false);
+        var exists = new Dictionary<string, bool>(StringComparer.Ordinal);
+        async Task<bool> IsDirAsync(string path)
+        {
+            if (exists.TryGetValue(path, out var known)) return known;
+            var stat = await _engine.StatPathAsync(containerId, path, ct).ConfigureAwait(false);
+            return exists[path] = stat is { IsDirectory: true };
+        }
+
+        var newDirs = new List<string>();
+        async Task NeedDirAsync(string dir)
+        {
+            var chain = new List<string>();
+            for (var d = dir; d != "/" && !newDirs.Contains(d); d = ParentOf(d))
+            {
+                if (await IsDirAsync(d).ConfigureAwait(false)) break;
+                chain.Add(d);
+            }
+            chain.Reverse();
+            foreach (var d in chain)
+            {
+                newDirs.Add(d);
+                exists[d] = true;
+            }
+        }
+
+        string? fromContainer = null;
+        var temp = Path.GetTempFileName();
+        try
+        {
+            // Where each item goes.
+            var targets = new List<(CopyItem Item, string Target, bool AsDir)>();
+            foreach (var item in items)
+            {
+                switch (item)
+                {
+                    case ContextItem { Source.IsDirectory: true } or ContextItem { Extract: true }:
+                        await NeedDirAsync(dest).ConfigureAwait(false);
+                        targets.Add((item, dest, true));
+                        break;
+                    case ContextItem c:
+                        targets.Add((item, await FileTargetAsync(NameOf(c.Source)).ConfigureAwait(false), false));
+                        break;
+                    case UrlItem u:
+                        targets.Add((item, await FileTargetAsync(u.Name).ConfigureAwait(false), false));
+                        break;
+                    case ImageItem img:
+                        fromContainer ??= await CreateContainerAsync(fromImage!, new Engine.ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
+                        var stat = await _engine.StatPathAsync(fromContainer, img.Path, ct).ConfigureAwait(false)
+                            ?? throw Fail(node, $"COPY failed: stat {img.Path}: file does not exist");
+                        if (stat.IsDirectory)
+                        {
+                            await NeedDirAsync(dest).ConfigureAwait(false);
+                            targets.Add((item, dest, true));
+                        }
+                        else targets.Add((item, await FileTargetAsync(img.Path.Split('/')[^1]).ConfigureAwait(false), false));
+                        break;
+                }
+            }
+
+            async Task<string> FileTargetAsync(string name)
+            {
+                var target = destIsDir || await IsDirAsync(dest).ConfigureAwait(false) ? (dest == "/" ? "/" + name : dest + "/" + name) : dest;
+                await NeedDirAsync(ParentOf(target)).ConfigureAwait(false);
+                return target;
+            }
+
+            using (var file = File.Create(temp))
+            using (var tar = new TarWriter(file, TarEntryFormat.Gnu, leaveOpen: true))
+            {
+                foreach (var d in newDirs)
+                    await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = uid, Gid = gid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
+                foreach (var (item, target, asDir) in targets)
+                {
+                    switch (item)
+                    {
+                        case ContextItem { Extract: true }:
+                            break;
+                        case ContextItem c:
+                            foreach (var e in _context.Entries(c.Source))
+                            {
+                                if (asDir && e.RelativePath.Length == 0) continue;
+                                var name = (asDir ? JoinPath(target, e.RelativePath) : target).TrimStart('/');
+                                await WriteContextEntryAsync(tar, e, name, uid, gid, ct).ConfigureAwait(false);
+                            }
+                            break;
+                        case UrlItem u:
+                            using (var data = File.OpenRead(u.TempFile))
+                            {
+                                var entry = new GnuTarEntry(TarEntryType.RegularFile, target.TrimStart('/'))
+                                {
+                                    Mode = (UnixFileMode)0x180, Uid = uid, Gid = gid, ModificationTime = u.ModifiedTime, DataStream = data,
+                                };
+                                await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
+                            }
+                            break;
+                        case ImageItem img:
+                            await CopyFromImageAsync(tar, fromContainer!, img.Path, target, asDir, uid, gid, ct).ConfigureAwait(false);
+                            break;
+                    }
+                }
+            }
+            using (var upload = File.OpenRead(temp))
+                await _engine.PutArchiveAsync(containerId, "/", upload, ct).ConfigureAwait(false);
+
+            foreach (var (item, target, _) in targets)
+            {
+                if (item is ContextItem { Extract: true } archive)
+                {
+                    using var data = File.OpenRead(archive.Source.FullPath);
+                    await _engine.PutArchiveAsync(containerId, target, data, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            File.Delete(temp);
+            if (fromContainer is not null) await RemoveContainerAsync(fromContainer, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static string NameOf(ContextSource source) =>
+        source.ContextPath.Length == 0 ? Path.GetFileName(source.FullPath) : source.ContextPath.Split('/')[^1];
+
+    private static string JoinPath(string dir, string rel) => rel.Length == 0 ? dir : dir == "/" ? "/" + rel : dir + "/" + rel;
+
+    private static string ParentOf(string path)
+    {
+        var i = path.TrimEnd('/').LastIndexOf('/');
+        return i <= 0 ? "/" : path[..i];
+    }
+
+    private static async Task WriteContextEntryAsync(TarWriter tar, ContextEntry e, string name, int uid, int gid, CancellationToken ct)
+    {
+        switch (e.Kind)
+        {
+            case EntryKind.Directory:
+                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, name) { Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime }, ct).ConfigureAwait(false);
+                break;
+            case EntryKind.Symlink:
+                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.SymbolicLink, name) { LinkName = e.LinkTarget!, Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime }, ct).ConfigureAwait(false);
+                break;
+            default:
+                using (var data = File.OpenRead(e.FullPath))
+                {
+                    var entry = new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime, DataStream = data };
+                    await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
+                }
+                break;
+        }
+    }
+
+    /// <summary>Streams a path out of another image's container into the step's tar, renamed to the target.</summary>
+    private async Task CopyFromImageAsync(TarWriter tar, string fromContainer, string path, string target, bool asDir, int uid, int gid, CancellationToken ct)
+    {
+        using var stream = await _engine.GetArchiveAsync(fromContainer, path, ct).ConfigureAwait(false);
+        using var reader = new TarReader(stream);
+        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        {
+            string? Map(string name)
+            {
+                var n = name.TrimEnd('/');
+                var slash = n.IndexOf('/', StringComparison.Ordinal);
+                var rel = slash < 0 ? "" : n[(slash + 1)..];
+                if (asDir) return rel.Length == 0 ? null : JoinPath(target, rel).TrimStart('/');
+                return target.TrimStart('/');
+            }
+            var mapped = Map(entry.Name);
+            if (mapped is null) continue;
+            var copy = new GnuTarEntry(entry.EntryType is TarEntryType.V7RegularFile ? TarEntryType.RegularFile : entry.EntryType, mapped)
+            {
+                Mode = entry.Mode, Uid = uid, Gid = gid, ModificationTime = entry.ModificationTime,
+            };
+            if (entry.EntryType == TarEntryType.SymbolicLink) copy.LinkName = entry.LinkName;
+            else if (entry.EntryType == TarEntryType.HardLink) copy.LinkName = Map(entry.LinkName) ?? entry.LinkName;
+            if (entry.EntryType is TarEntryType.BlockDevice or TarEntryType.CharacterDevice)
+            {
+                copy.DeviceMajor = ((PosixTarEntry)entry).DeviceMajor;
+                copy.DeviceMinor = ((PosixTarEntry)entry).DeviceMinor;
+            }
+            copy.DataStream = entry.DataStream;
+            await tar.WriteEntryAsync(copy, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Resolves <c>user[:group]</c>: numbers as they are, names in the image's /etc/passwd and /etc/group.</summary>
+    private async Task<(int Uid, int Gid)> ResolveChownAsync(InstructionNode node, string containerId, string chown, CancellationToken ct)
+    {
+        var colon = chown.IndexOf(':', StringComparison.Ordinal);
+        var user = colon < 0 ? chown : chown[..colon];
+        var group = colon < 0 ? user : chown[(colon + 1)..];
+        int uid, gid;
+        if (!int.TryParse(user, NumberStyles.None, CultureInfo.InvariantCulture, out uid))
+        {
+            var passwd = await ReadImageFileAsync(containerId, "/etc/passwd", ct).ConfigureAwait(false)
+                ?? throw Fail(node, $"unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such file or directory");
+            uid = LookupId(passwd, user) ?? throw Fail(node, $"unable to convert uid/gid chown string to host mapping: can't find uid for user {user}: no such user: {user}");
+        }
+        if (!int.TryParse(group, NumberStyles.None, CultureInfo.InvariantCulture, out gid))
+        {
+            var groups = await ReadImageFileAsync(containerId, "/etc/group", ct).ConfigureAwait(false)
+                ?? throw Fail(node, $"unable to convert uid/gid chown string to host mapping: can't find gid for group {group}: no such file or directory");
+            gid = LookupId(groups, group) ?? throw Fail(node, $"unable to convert uid/gid chown string to host mapping: can't find gid for group {group}: no such group: {group}");
+        }
+        return (uid, gid);
+    }
+
+    private static int? LookupId(string file, string name)
+    {
+        foreach (var line in file.Split('\n'))
+        {
+            var f = line.Split(':');
+            if (f.Length >= 3 && f[0] == name && int.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id)) return id;
+        }
+        return null;
+    }
+
+    private async Task<string?> ReadImageFileAsync(string containerId, string path, CancellationToken ct)
+    {
+        if (await _engine.StatPathAsync(containerId, path, ct).ConfigureAwait(false) is null) return null;
+        using var stream = await _engine.GetArchiveAsync(containerId, path, ct).ConfigureAwait(false);
+        using var reader = new TarReader(stream);
+        var entry = await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false);
+        if (entry?.DataStream is null) return null;
+        using var text = new StreamReader(entry.DataStream);
+        return await text.ReadToEndAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Creates <paramref name="path"/> and missing parents (0755, owned by uid:gid) when it does not exist.</summary>
+    private async Task EnsureDirectoriesAsync(string containerId, string path, int uid, int gid, CancellationToken ct)
+    {
+        var missing = new List<string>();
+        for (var d = path; d != "/"; d = ParentOf(d))
+        {
+            var stat = await _engine.StatPathAsync(containerId, d, ct).ConfigureAwait(false);
+            if (stat is not null) break;
+            missing.Add(d);
+        }
+        if (missing.Count == 0) return;
+        missing.Reverse();
+        using var buffer = new MemoryStream();
+        using (var tar = new TarWriter(buffer, TarEntryFormat.Gnu, leaveOpen: true))
+        {
+            foreach (var d in missing)
+                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = uid, Gid = gid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
+        }
+        buffer.Position = 0;
+        await _engine.PutArchiveAsync(containerId, "/", buffer, ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,287 @@
+using System.Formats.Tar;
+using System.Net.Sockets;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using LayerTool.Build;
+using LayerTool.Build.Engine;
+using BuildConfig = LayerTool.Build.Engine.ContainerConfig;
+using BuildHealth = LayerTool.Build.Engine.HealthConfig;
+
+namespace LayerTool.Docker;
+
+/// <summary>
+/// <see cref="IDockerEngine"/> over the Docker Engine API (Docker.DotNet.Enhanced). Every transport failure
+/// becomes an <see cref="EngineException"/> that says what the build was doing.
+/// </summary>
+public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngine
+{
+    /// <summary>The image FROM scratch stages start from (an empty filesystem; the API cannot create a container without an image).</summary>
+    public const string EmptyImageReference = "layertool-scratch:empty";
+
+    private DockerClient Client => connection.Client;
+
+    public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken) =>
+        Call($"inspect image {reference}", async () =>
+        {
+            try
+            {
+                var image = await Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+                return new EngineImage(image.ID, FromDocker(image.Config), image.RootFS?.Layers?.ToList() ?? [], image.Size);
+            }
+            catch (DockerImageNotFoundException)
+            {
+                return null;
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        });
+
+    public Task PullImageAsync(string reference, IProgress<string>? progress, CancellationToken cancellationToken) =>
+        Call($"pull {reference}", async () =>
+        {
+            var (name, tag) = SplitTag(reference);
+            string? error = null;
+            var report = new SyncProgress<JSONMessage>(m =>
+            {
+                if (m.Error is not null) error ??= m.Error.Message;
+                else if (m.Status is not null) progress?.Report(m.Status);
+            });
+            await Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, null, report, cancellationToken).ConfigureAwait(false);
+            if (error is not null) throw new EngineException($"pulling {reference} failed: {error}");
+            return true;
+        });
+
+    public Task<string> ImportEmptyImageAsync(CancellationToken cancellationToken) =>
+        Call("create the empty image for FROM scratch", async () =>
+        {
+            var existing = await InspectImageAsync(EmptyImageReference, cancellationToken).ConfigureAwait(false);
+            if (existing is not null) return existing.Id;
+            using var empty = new MemoryStream();
+            using (new TarWriter(empty, leaveOpen: true)) { }
+            empty.Position = 0;
+            var (name, tag) = SplitTag(EmptyImageReference);
+            string? error = null;
+            var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+            await Client.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = name, Tag = tag }, empty, null, report, cancellationToken).ConfigureAwait(false);
+            if (error is not null) throw new EngineException($"importing an empty image failed: {error}");
+            var created = await InspectImageAsync(EmptyImageReference, cancellationToken).ConfigureAwait(false);
+            return created?.Id ?? throw new EngineException("the empty image is missing after its import");
+        });
+
+    public Task<string> CreateContainerAsync(LayerTool.Build.Engine.ContainerSpec spec, CancellationToken cancellationToken) =>
+        Call("create a build container", async () =>
+        {
+            ArgumentNullException.ThrowIfNull(spec);
+            var c = spec.Config;
+            var p = new CreateContainerParameters
+            {
+                Image = spec.Image,
+                Name = spec.Name,
+                User = c.User,
+                Env = [.. c.Env],
+                Cmd = c.Cmd?.ToList()!,
+                Entrypoint = c.Entrypoint?.ToList()!,
+                WorkingDir = c.WorkingDir,
+                ExposedPorts = c.ExposedPorts.ToDictionary(x => x, _ => default(EmptyStruct)),
+                Volumes = c.Volumes.ToDictionary(x => x, _ => default(EmptyStruct)),
+                Labels = c.Labels.ToDictionary(),
+                Healthcheck = ToDocker(c.Healthcheck)!,
+                StopSignal = c.StopSignal,
+                Shell = c.Shell?.ToList(),
+                OnBuild = c.OnBuild?.ToList(),
+                AttachStdout = true,
+                AttachStderr = true,
+                HostConfig = new HostConfig { NetworkMode = spec.NetworkMode! },
+            };
+            var response = await Client.Containers.CreateContainerAsync(p, cancellationToken).ConfigureAwait(false);
+            return response.ID;
+        });
+
+    public Task<Task> AttachAsync(string containerId, Action<ReadOnlyMemory<byte>> onOutput, CancellationToken cancellationToken) =>
+        Call("attach to a build container", async () =>
+        {
+            var stream = await Client.Containers.AttachContainerAsync(containerId,
+                new ContainerAttachParameters { Stream = true, Stdout = true, Stderr = true }, cancellationToken).ConfigureAwait(false);
+            return Pump(stream, onOutput, cancellationToken);
+        });
+
+    private static async Task Pump(MultiplexedStream stream, Action<ReadOnlyMemory<byte>> onOutput, CancellationToken cancellationToken)
+    {
+        using (stream)
+        {
+            var buffer = new byte[16384];
+            while (true)
+            {
+                var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken).ConfigureAwait(false);
+                if (read.EOF) break;
+                if (read.Count > 0) onOutput(buffer.AsMemory(0, read.Count));
+            }
+        }
+    }
+
+    public Task StartContainerAsync(string containerId, CancellationToken cancellationToken) =>
+        Call("start a build container", () => Client.Containers.StartContainerAsync(containerId, new ContainerStartParameters(), cancellationToken));
+
+    public Task<long> WaitContainerAsync(string containerId, CancellationToken cancellationToken) =>
+        Call("wait for a build container", async () =>
+        {
+            var r = await Client.Containers.WaitContainerAsync(containerId, cancellationToken).ConfigureAwait(false);
+            return r.StatusCode;
+        });
+
+    public Task<string> CommitAsync(string containerId, BuildConfig config, string? author, CancellationToken cancellationToken) =>
+        Call("commit a build step", async () =>
+        {
+            ArgumentNullException.ThrowIfNull(config);
+            var p = new CommitContainerChangesParameters
+            {
+                ContainerID = containerId,
+                Author = author,
+                Pause = false,
+                User = config.User,
+                Env = [.. config.Env],
+                Cmd = config.Cmd?.ToList()!,
+                Entrypoint = config.Entrypoint?.ToList()!,
+                WorkingDir = config.WorkingDir,
+                ExposedPorts = config.ExposedPorts.ToDictionary(x => x, _ => default(EmptyStruct)),
+                Volumes = config.Volumes.ToDictionary(x => x, _ => default(EmptyStruct)),
+                Labels = config.Labels.ToDictionary(),
+                Healthcheck = ToDocker(config.Healthcheck)!,
+                StopSignal = config.StopSignal,
+                Shell = config.Shell?.ToList(),
+                OnBuild = config.OnBuild?.ToList(),
+            };
+            var r = await Client.Images.CommitContainerChangesAsync(p, cancellationToken).ConfigureAwait(false);
+            return r.ID;
+        });
+
+    public Task PutArchiveAsync(string containerId, string directory, Stream tar, CancellationToken cancellationToken) =>
+        Call($"copy files into a build container at {directory}", () =>
+            Client.Containers.ExtractArchiveToContainerAsync(containerId, new CopyToContainerParameters { Path = directory }, tar, cancellationToken));
+
+    public Task<Stream> GetArchiveAsync(string containerId, string path, CancellationToken cancellationToken) =>
+        Call($"read {path} from a container", async () =>
+        {
+            var r = await Client.Containers.GetArchiveFromContainerAsync(containerId, new ContainerPathStatParameters { Path = path }, false, cancellationToken).ConfigureAwait(false);
+            return r.Stream ?? throw new EngineException($"the engine sent no archive for {path}");
+        });
+
+    public Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken) =>
+        Call($"stat {path} in a container", async () =>
+        {
+            try
+            {
+                var r = await Client.Containers.GetArchiveFromContainerAsync(containerId, new ContainerPathStatParameters { Path = path }, true, cancellationToken).ConfigureAwait(false);
+                r.Stream?.Dispose();
+                var s = r.Stat;
+                return s is null ? null : new PathStat(s.Name, s.Size, (uint)s.Mode, string.IsNullOrEmpty(s.LinkTarget) ? null : s.LinkTarget);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                return null;
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        });
+
+    public Task RemoveContainerAsync(string containerId, CancellationToken cancellationToken) =>
+        Call("remove a build container", async () =>
+        {
+            try
+            {
+                await Client.Containers.RemoveContainerAsync(containerId, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                // Already gone.
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                // Already gone.
+            }
+            return true;
+        });
+
+    public Task TagImageAsync(string imageId, string reference, CancellationToken cancellationToken) =>
+        Call($"tag {reference}", () =>
+        {
+            var (name, tag) = SplitTag(reference);
+            return Client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = name, Tag = tag }, cancellationToken);
+        });
+
+    private static (string Name, string Tag) SplitTag(string reference)
+    {
+        var at = reference.IndexOf('@', StringComparison.Ordinal);
+        if (at >= 0) return (reference[..at], reference[(at + 1)..]);
+        var slash = reference.LastIndexOf('/');
+        var colon = reference.LastIndexOf(':');
+        return colon > slash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+    }
+
+    private static BuildConfig FromDocker(DockerOCIImageConfig? c)
+    {
+        if (c is null) return new BuildConfig();
+        return new BuildConfig
+        {
+            User = c.User ?? "",
+            Env = c.Env?.ToList() ?? [],
+            Cmd = c.Cmd?.ToList(),
+            Entrypoint = c.Entrypoint?.ToList(),
+            WorkingDir = c.WorkingDir ?? "",
+            ExposedPorts = c.ExposedPorts?.Keys.Order(StringComparer.Ordinal).ToList() ?? [],
+            Volumes = c.Volumes?.Keys.Order(StringComparer.Ordinal).ToList() ?? [],
+            Labels = c.Labels is null ? new Dictionary<string, string>() : new Dictionary<string, string>(c.Labels),
+            Healthcheck = c.Healthcheck is null ? null : new BuildHealth(c.Healthcheck.Test?.ToList(),
+                Nanos(c.Healthcheck.Interval), Nanos(c.Healthcheck.Timeout), Nanos(c.Healthcheck.StartPeriod), (int)(c.Healthcheck.Retries ?? 0)),
+            StopSignal = c.StopSignal ?? "",
+            Shell = c.Shell?.ToList(),
+            OnBuild = c.OnBuild?.ToList(),
+            ArgsEscaped = c.ArgsEscaped ?? false,
+        };
+    }
+
+    private static long Nanos(TimeSpan? t) => t is null ? 0 : t.Value.Ticks * 100;
+
+    private static HealthcheckConfig? ToDocker(BuildHealth? h) => h is null ? null : new HealthcheckConfig
+    {
+        Test = h.Test?.ToList(),
+        Interval = TimeSpan.FromTicks(h.Interval / 100),
+        Timeout = TimeSpan.FromTicks(h.Timeout / 100),
+        StartPeriod = TimeSpan.FromTicks(h.StartPeriod / 100),
+        Retries = h.Retries,
+    };
+
+    private static async Task Call(string what, Func<Task> action) =>
+        await Call(what, async () => { await action().ConfigureAwait(false); return true; }).ConfigureAwait(false);
+
+    /// <summary>Runs an engine call; a lost connection or a refusal becomes an <see cref="EngineException"/> naming what was being done.</summary>
+    private static async Task<T> Call<T>(string what, Func<Task<T>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (EngineException)
+        {
+            throw;
+        }
+        catch (DockerApiException e)
+        {
+            throw new EngineException($"the engine refused to {what}: {e.ResponseBody?.Trim() ?? e.Message}", e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or SocketException or TimeoutException)
+        {
+            throw new EngineException($"lost the Docker engine while trying to {what}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>An IProgress that runs the callback inline (Progress&lt;T&gt; posts to the thread pool, out of order).</summary>
+    private sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
+    }
+}
