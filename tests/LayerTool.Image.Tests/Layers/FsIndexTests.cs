@@ -34,6 +34,20 @@ public class FsIndexTests
     }
 
     [Fact]
+    public async Task Applying_a_layer_to_a_built_index_treats_everything_there_as_lower()
+    {
+        var index = await Merge(
+            new TarBuilder().Dir("d").File("d/a", "1").Build(),
+            new TarBuilder().File("d/b", "2").Build(),
+            new TarBuilder().File("d/c", "3").Build());
+        var opaque = new TarBuilder().Opaque("d").File("d/new", "4").Build();
+        await using var reader = new LayerTarReader(new MemoryStream(opaque));
+        var applied = await index.ApplyLayerAsync(reader, default);
+        Paths(applied).ShouldBe(["d", "d/new"]);
+        Paths(index).ShouldBe(["d", "d/a", "d/b", "d/c"]); // the original is untouched
+    }
+
+    [Fact]
     public async Task Directory_over_directory_updates_attributes_and_keeps_children()
     {
         var index = await Merge(new TarBuilder().Dir("d").File("d/a", "1").Build(), new TarBuilder().Dir("d", mode: 0x1C0, uid: 7).Build());
