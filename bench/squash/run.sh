@@ -90,7 +90,8 @@ layertool_squash() { # IMAGE BASE TAG  → prints "seconds maxrss_kb"
 save_load() { docker save "$1" | docker load >/dev/null; }
 
 bench_workload() { # NAME BASE IMAGE
-  local name=$1 base=$2 image=$3 dir=$WORK/$name
+  local name=$1 base=$2 image=$3
+  local dir=$WORK/$name
   mkdir -p "$dir"
   churn_dockerfile "$base" >"$dir/Dockerfile"
   say "[$name] building the workload on $base..."
