@@ -59,18 +59,27 @@ public sealed class EngineSquashService : ISquashService
         }
         var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
 
-        progress?.Report(new SquashProgress("base", 0, null));
+        progress?.Report(new SquashProgress("read", 0, null));
+        // The final image's config and the base's index are read side by side (the engine streams both).
+        var opening = OpenFinalAsync(final, cancellationToken);
         FsIndex baseIndex = FsIndex.Empty;
         IImage? baseForSquash = null;
-        if (baseImage is not null)
+        try
         {
-            var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
-            baseIndex = index;
-            baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+            if (baseImage is not null)
+            {
+                var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
+                baseIndex = index;
+                baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+            }
+        }
+        catch
+        {
+            await DisposeWhenOpenedAsync(opening).ConfigureAwait(false);
+            throw;
         }
 
-        progress?.Report(new SquashProgress("config", 0, null));
-        using var source = await OpenFinalAsync(final, cancellationToken).ConfigureAwait(false);
+        using var source = await opening.ConfigureAwait(false);
         var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, final.Size)));
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
@@ -266,6 +275,19 @@ public sealed class EngineSquashService : ISquashService
         finally
         {
             File.Delete(path);
+        }
+    }
+
+    private static async Task DisposeWhenOpenedAsync(Task<IFinalImageSource> opening)
+    {
+        try
+        {
+            (await opening.ConfigureAwait(false)).Dispose();
+        }
+#pragma warning disable CA1031 // The first failure is the one reported; this one only must not leak the source.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
         }
     }
 
