@@ -21,7 +21,7 @@ public static class LayerToolApp
         {
             new ParseCommand(context),
             new LintCommand(context, environment),
-            BuildCommand.Create(context),
+            new BuildCommand(context, environment),
             DindCommand.Create(),
             new SquashCommand(context, environment),
             new DiffCommand(context),
