@@ -42,6 +42,10 @@ public static class CommandErrors
         typeof(CliException),
         typeof(LayerTool.Build.BuildException),
         typeof(LayerTool.Build.EngineException),
+        typeof(LayerTool.Image.ImageFormatException),
+        typeof(UnauthorizedAccessException),
+        typeof(IOException),
+        typeof(LayerTool.Image.Squash.SquashVerificationException),
     ];
 
     public static bool IsUserError(Exception e) =>

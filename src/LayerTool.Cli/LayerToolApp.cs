@@ -22,6 +22,10 @@ public static class LayerToolApp
             new ParseCommand(context),
             new LintCommand(context, environment),
             new BuildCommand(context, environment),
+            DindCommand.Create(),
+            new SquashCommand(context, environment),
+            new DiffCommand(context),
+            new LayersCommand(context),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);
@@ -71,6 +75,8 @@ public static class LayerToolApp
             Output = context.Out,
             Error = context.Error,
             EnableDefaultExceptionHandler = false,
+            // Cleanup after Ctrl-C (build containers, a dind container) needs more than the default 2 s.
+            ProcessTerminationTimeout = TimeSpan.FromSeconds(60),
         };
         return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using LayerTool.Build;
 using LayerTool.Build.Execution;
-using LayerTool.Build.Squash;
 using LayerTool.Docker;
+using LayerTool.Docker.Images;
+using LayerTool.Docker.Squash;
 
 namespace LayerTool.Cli.Commands;
 
@@ -122,8 +123,9 @@ internal sealed class BuildCommand : Command
         return Path.Combine(root, "layertool", "build");
     }
 
-    /// <summary>The squash engine behind COMPRESS and --squash; null until the engine adapter is part of this build.</summary>
-    private static ISquashService? CreateSquashService(DockerConnection connection) => connection is null ? null : null;
+    /// <summary>The squash engine behind COMPRESS and --squash; its base indexes are cached next to the build cache.</summary>
+    private static EngineSquashService CreateSquashService(DockerConnection connection, BuildOptions options) =>
+        new(new DockerImageEngine(connection), new EngineSquashSettings(Path.Combine(Path.GetDirectoryName(options.CacheDirectory ?? Path.GetTempPath())!, "index")));
 
     public static async Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken)
     {
@@ -131,7 +133,7 @@ internal sealed class BuildCommand : Command
         ArgumentNullException.ThrowIfNull(context);
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
-        var executor = new BuildExecutor(new DockerBuildEngine(connection), CreateSquashService(connection), null, options, log);
+        var executor = new BuildExecutor(new DockerBuildEngine(connection), CreateSquashService(connection, options), null, options, log);
         var result = await executor.BuildAsync(cancellationToken).ConfigureAwait(false);
         if (options.Quiet)
         {
