@@ -11,7 +11,7 @@ namespace LayerTool.Docker.Dind;
 /// holds cost transport only, not extraction. The saving side cannot leave them out: the API has no
 /// "save only these layers".
 /// </summary>
-internal static class ImageTransfer
+public static class ImageTransfer
 {
     public static async Task<ImageTransferResult> CopyAsync(DockerConnection source, DockerConnection target, IEnumerable<string> references,
         CancellationToken cancellationToken)
