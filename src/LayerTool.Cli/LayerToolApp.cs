@@ -22,7 +22,7 @@ public static class LayerToolApp
             new ParseCommand(context),
             new LintCommand(context, environment),
             BuildCommand.Create(context),
-            DindCommand.Create(),
+            DindCommand.Create(context),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);

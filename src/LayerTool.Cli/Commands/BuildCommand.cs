@@ -26,10 +26,12 @@ public static class BuildCommand
         var progress = new Option<string>("--progress") { Description = "Output format: auto, plain or json", DefaultValueFactory = _ => "auto" };
         progress.AcceptOnlyFromAmong("auto", "plain", "json");
         var squash = new Option<bool>("--squash") { Description = "Squash the new layers onto the target stage's FROM image (COMPRESS at the end)" };
+        var dind = new Option<bool>("--dind") { Description = "Build in a throw-away Docker-in-Docker container; bring the images back" };
+        var dindImage = new Option<string?>("--dind-image") { Description = $"The dind image for --dind (default: {Docker.Dind.DindOptions.DefaultImage}; see `layertool dind build-image`)" };
 
         var command = new Command("build", "Build an image from a Dockerfile (with TAG and COMPRESS)")
         {
-            context, file, tags, buildArgs, target, network, noCache, pull, quiet, iidFile, labels, progress, squash,
+            context, file, tags, buildArgs, target, network, noCache, pull, quiet, iidFile, labels, progress, squash, dind, dindImage,
         };
         command.SetAction((parse, ct) =>
         {
@@ -48,7 +50,10 @@ public static class BuildCommand
                 Progress: parse.GetValue(progress) switch { "json" => ProgressMode.Json, "plain" => ProgressMode.Plain, _ => ProgressMode.Auto },
                 Squash: parse.GetValue(squash),
                 CacheDirectory: DefaultCacheDirectory());
-            return CommandErrors.RunAsync(cli, token => (run ?? RunAsync)(options, output, token), ct);
+            var dindOptions = parse.GetValue(dind) || parse.GetValue(dindImage) is not null
+                ? new Docker.Dind.DindOptions(parse.GetValue(dindImage) ?? Docker.Dind.DindOptions.DefaultImage)
+                : null;
+            return CommandErrors.RunAsync(cli, token => (run ?? ((o, w, t) => RunAsync(o, dindOptions, w, cli.Error, t)))(options, output, token), ct);
         });
         return command;
     }
@@ -93,13 +98,23 @@ public static class BuildCommand
     /// <summary>The squash engine behind COMPRESS and --squash; null until the engine adapter is part of this build.</summary>
     private static Build.Squash.ISquashService? CreateSquashService(DockerConnection connection) => connection is null ? null : null;
 
-    private static async Task<int> RunAsync(BuildOptions options, TextWriter output, CancellationToken ct)
+    private static async Task<int> RunAsync(BuildOptions options, Docker.Dind.DindOptions? dind, TextWriter output, TextWriter error, CancellationToken ct)
     {
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), ct).ConfigureAwait(false);
-        var engine = new DockerBuildEngine(connection);
         var log = new BuildLog(output, options.Progress, options.Quiet);
-        var executor = new BuildExecutor(engine, CreateSquashService(connection), null, options, log);
-        var result = await executor.BuildAsync(ct).ConfigureAwait(false);
+        Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
+            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine), null, o, log).BuildAsync(token);
+        BuildResult result;
+        if (dind is null)
+        {
+            result = await Build(connection, options, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            var dindResult = await Docker.Dind.DindBuild.BuildAsync(connection, dind, options, Build, new DindCommand.LineLog(error), ct).ConfigureAwait(false);
+            result = dindResult.Build;
+            await error.WriteLineAsync($"dind: start {dindResult.Start.TotalSeconds:0.0}s, images in {dindResult.Provide.TotalSeconds:0.0}s, build {dindResult.BuildTime.TotalSeconds:0.0}s, images out {dindResult.BringBack.TotalSeconds:0.0}s, cleanup {dindResult.Cleanup.TotalSeconds:0.0}s").ConfigureAwait(false);
+        }
         if (options.Quiet) await output.WriteLineAsync(result.ImageId).ConfigureAwait(false);
         else
         {
