@@ -45,6 +45,7 @@ public static class CommandErrors
         typeof(LayerTool.Image.ImageFormatException),
         typeof(UnauthorizedAccessException),
         typeof(IOException),
+        typeof(LayerTool.Image.Squash.SquashVerificationException),
     ];
 
     public static bool IsUserError(Exception e) =>

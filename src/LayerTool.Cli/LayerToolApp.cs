@@ -21,8 +21,11 @@ public static class LayerToolApp
         {
             new ParseCommand(context),
             new LintCommand(context, environment),
-            BuildCommand.Create(context),
+            new BuildCommand(context, environment),
             DindCommand.Create(context),
+            new SquashCommand(context, environment),
+            new DiffCommand(context),
+            new LayersCommand(context),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);

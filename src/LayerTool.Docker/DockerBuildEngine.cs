@@ -165,7 +165,21 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         Call($"read {path} from a container", async () =>
         {
             var r = await Client.Containers.GetArchiveFromContainerAsync(containerId, new ContainerPathStatParameters { Path = path }, false, cancellationToken).ConfigureAwait(false);
-            return r.Stream ?? throw new EngineException($"the engine sent no archive for {path}");
+            using var response = r.Stream ?? throw new EngineException($"the engine sent no archive for {path}");
+            // Spooled to a temp file: a tar reader straight on the response stream sees it end early (measured
+            // with Docker.DotNet.Enhanced 4.3 over a unix socket), and the caller should not hold the response open.
+            var spool = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+            try
+            {
+                await response.CopyToAsync(spool, cancellationToken).ConfigureAwait(false);
+                spool.Position = 0;
+                return (Stream)spool;
+            }
+            catch
+            {
+                await spool.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
         });
 
     public Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken) =>

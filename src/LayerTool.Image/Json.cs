@@ -35,6 +35,7 @@ internal static class Json
             throw new ImageFormatException($"{where}: invalid JSON: {e.Message}", e);
         }
 
+        Materialize(node, where);
         return node as JsonObject ?? throw new ImageFormatException($"{where}: expected a JSON object.");
     }
 
@@ -51,7 +52,46 @@ internal static class Json
             throw new ImageFormatException($"{where}: invalid JSON: {e.Message}", e);
         }
 
+        Materialize(node, where);
+
         return node as JsonArray ?? throw new ImageFormatException($"{where}: expected a JSON array.");
+    }
+
+    /// <summary>
+    /// Builds every object of a parsed document now, so a duplicate key (which JsonObject refuses when it
+    /// first builds the object) is reported here as a format error rather than later as an ArgumentException.
+    /// </summary>
+    private static void Materialize(JsonNode? node, string where)
+    {
+        try
+        {
+            Walk(node);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ImageFormatException($"{where}: invalid JSON: {e.Message}", e);
+        }
+
+        static void Walk(JsonNode? node)
+        {
+            switch (node)
+            {
+                case JsonObject json:
+                    foreach (var (_, child) in json)
+                    {
+                        Walk(child);
+                    }
+
+                    break;
+                case JsonArray array:
+                    foreach (var child in array)
+                    {
+                        Walk(child);
+                    }
+
+                    break;
+            }
+        }
     }
 
     /// <summary>Writes a node compactly (no whitespace), keeping property order: the same node gives the same bytes.</summary>
@@ -217,7 +257,7 @@ internal static class Json
         var array = new JsonArray();
         foreach (var item in items)
         {
-            array.Add(item);
+            array.Add(JsonValue.Create(item));
         }
 
         return array;

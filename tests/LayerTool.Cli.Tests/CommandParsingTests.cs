@@ -63,6 +63,8 @@ public class CommandParsingTests
     [InlineData("lint", "--build-arg", "=x")]
     [InlineData("frobnicate")]
     [InlineData("parse", "-f")]
+    [InlineData("lint", "--build-arg")]
+    [InlineData("lint", "--build-arg", "A=1", "B=2")]
     public void Usage_errors_are_parse_errors(params string[] args)
     {
         var (result, _) = Parse(args);

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using LayerTool.Dockerfile.DockerIgnore;
 
 namespace LayerTool.Build.Context;
 
@@ -25,7 +26,7 @@ public sealed record ContextSource(string ContextPath, string FullPath, bool IsD
 /// </summary>
 public sealed class BuildContext
 {
-    private BuildContext(string root, IgnoreRules rules, IReadOnlySet<string> alwaysIncluded)
+    private BuildContext(string root, DockerIgnoreMatcher rules, IReadOnlySet<string> alwaysIncluded)
     {
         Root = root;
         Rules = rules;
@@ -34,7 +35,7 @@ public sealed class BuildContext
 
     public string Root { get; }
 
-    public IgnoreRules Rules { get; }
+    public DockerIgnoreMatcher Rules { get; }
 
     private IReadOnlySet<string> AlwaysIncluded { get; }
 
@@ -45,7 +46,9 @@ public sealed class BuildContext
         if (!Directory.Exists(root)) throw new BuildException($"the build context {directory} is not a directory");
         var always = new HashSet<string>(StringComparer.Ordinal) { ".dockerignore" };
         if (dockerfileRelativePath is not null) always.Add(dockerfileRelativePath.Replace('\\', '/'));
-        return new BuildContext(root, IgnoreRules.Load(root), always);
+        var ignore = Path.Combine(root, ".dockerignore");
+        var rules = File.Exists(ignore) ? DockerIgnoreMatcher.Parse(File.ReadAllText(ignore)) : DockerIgnoreMatcher.Empty;
+        return new BuildContext(root, rules, always);
     }
 
     public static bool HasWildcards(string path) => path.IndexOfAny(['*', '?', '[']) >= 0;

@@ -346,7 +346,7 @@ public sealed partial class BuildExecutor
                 copy.DeviceMajor = ((PosixTarEntry)entry).DeviceMajor;
                 copy.DeviceMinor = ((PosixTarEntry)entry).DeviceMinor;
             }
-            copy.DataStream = entry.DataStream;
+            if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile) copy.DataStream = entry.DataStream;
             await tar.WriteEntryAsync(copy, ct).ConfigureAwait(false);
         }
     }

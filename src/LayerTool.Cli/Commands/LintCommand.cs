@@ -53,7 +53,6 @@ internal sealed class LintCommand : Command
     {
         Description = "A build argument, NAME=VALUE (or NAME to take it from the environment); repeatable.",
         HelpName = "NAME=VALUE",
-        Arity = ArgumentArity.ZeroOrMore,
     };
 
     public LintOptions Bind(ParseResult result)

@@ -33,6 +33,19 @@ public sealed record CommandLine(IReadOnlyList<string> Arguments, bool IsJson)
     /// <summary>Shell form: the builder prepends the current SHELL.</summary>
     public bool PrependShell => !IsJson;
 
+    /// <summary>Value equality over the arguments (not list identity).</summary>
+    public bool Equals(CommandLine? other) =>
+        other is not null && IsJson == other.IsJson && Arguments.SequenceEqual(other.Arguments, StringComparer.Ordinal);
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(IsJson);
+        foreach (var a in Arguments)
+            hash.Add(a, StringComparer.Ordinal);
+        return hash.ToHashCode();
+    }
+
     public override string ToString() => IsJson ? "[" + string.Join(", ", Arguments.Select(LineSplitter.Quote)) + "]" : string.Join(' ', Arguments);
 }
 

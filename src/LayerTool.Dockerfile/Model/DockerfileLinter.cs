@@ -100,6 +100,17 @@ public static class DockerfileLinter
             diagnostics.Add(Diagnostic.Warning(file, new SourcePosition(1, 1), $"build argument {LineSplitter.Quote(name)} is not consumed by any ARG instruction"));
     }
 
+    private static bool IsPortSpec(string spec)
+    {
+        var slash = spec.IndexOf('/', StringComparison.Ordinal);
+        if (slash >= 0 && spec[(slash + 1)..].ToLowerInvariant() is not ("tcp" or "udp" or "sctp"))
+            return false;
+        var range = slash >= 0 ? spec[..slash] : spec;
+        var parts = range.Split('-');
+        return parts.Length is 1 or 2
+            && parts.All(p => p.Length is > 0 and <= 5 && p.All(char.IsAsciiDigit) && int.Parse(p, System.Globalization.CultureInfo.InvariantCulture) <= 65535);
+    }
+
     private static void CheckWords(DockerfileModel model, Stage stage, Instruction instruction, VariableState state,
         ShellWordExpander expander, List<Diagnostic> diagnostics)
     {
@@ -121,6 +132,14 @@ public static class DockerfileLinter
 
         switch (instruction)
         {
+            case ExposeInstruction:
+                foreach (var port in expanded.SelectMany(p => p.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries)))
+                {
+                    if (!IsPortSpec(port))
+                        diagnostics.Add(Diagnostic.Error(file, instruction.Position, $"invalid port {LineSplitter.Quote(port)} in EXPOSE (expected PORT[-PORT][/tcp|/udp|/sctp])"));
+                }
+
+                break;
             case TagInstruction t:
                 for (var i = 0; i < t.References.Count; i++)
                 {

@@ -97,7 +97,7 @@ public static class DockerfileModelBuilder
                     break;
                 default:
                     current.Add(instruction);
-                    Check(instruction, stages, from, file, found);
+                    Check(instruction, file, found);
                     break;
             }
         }
@@ -113,6 +113,7 @@ public static class DockerfileModelBuilder
         foreach (var stage in stages)
         {
             CheckRepeats(stage, file, found);
+            CheckCopyFrom(stage, stages, file, found);
             foreach (var c in stage.Instructions.OfType<CompressInstruction>())
             {
                 if (c.Base?.Contains('$', StringComparison.Ordinal) == true)
@@ -134,7 +135,7 @@ public static class DockerfileModelBuilder
         return model with { Warnings = [.. ordered.Where(d => !d.IsError)] };
     }
 
-    private static void Check(Instruction instruction, List<Stage> stages, FromInstruction? from, string file, List<Diagnostic> found)
+    private static void Check(Instruction instruction, string file, List<Diagnostic> found)
     {
         switch (instruction)
         {
@@ -142,19 +143,25 @@ public static class DockerfileModelBuilder
                 found.Add(Diagnostic.Warning(file, m.Position,
                     "MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=\"...\" instead"));
                 break;
-            case CopyInstruction { From: { } source } c when !source.Contains('$', StringComparison.Ordinal):
-                if (from?.StageName is { } self && string.Equals(self, source, StringComparison.OrdinalIgnoreCase))
-                {
-                    found.Add(Diagnostic.Error(file, c.Position,
-                        $"cannot copy from stage {LineSplitter.Quote(source)}, it needs to be defined before current stage {LineSplitter.Quote(self)}"));
-                }
-                else if (int.TryParse(source, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
-                    && index >= stages.Count)
-                {
-                    found.Add(Diagnostic.Error(file, c.Position, $"invalid stage index {index}"));
-                }
+        }
+    }
 
-                break;
+    private static void CheckCopyFrom(Stage stage, List<Stage> stages, string file, List<Diagnostic> found)
+    {
+        foreach (var copy in stage.Instructions.OfType<CopyInstruction>())
+        {
+            if (copy.From is not { } source || source.Contains('$', StringComparison.Ordinal))
+                continue;
+            var isIndex = int.TryParse(source, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index);
+            if (isIndex && index >= stages.Count)
+            {
+                found.Add(Diagnostic.Error(file, copy.Position, $"invalid stage index {index}"));
+            }
+            else if ((isIndex && index >= stage.Index) || stages.Any(s => s.Index >= stage.Index && s.Name is not null && s.IsNamed(source)))
+            {
+                found.Add(Diagnostic.Error(file, copy.Position,
+                    $"cannot copy from stage {LineSplitter.Quote(source)}, it needs to be defined before current stage {LineSplitter.Quote(stage.DisplayName)}"));
+            }
         }
     }
 

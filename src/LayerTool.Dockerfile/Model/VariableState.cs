@@ -46,8 +46,11 @@ public sealed record VariableState
 
     /// <summary>What FROM expands against: the meta ARGs (declared before the first FROM) only.</summary>
     public IVariableLookup GlobalLookup => new VariableLookup(
-        (Args.IsEmpty && Env.IsEmpty ? GlobalArgs : GlobalArgs.SetItems(Args))
+        (IsMetaScope ? Args : GlobalArgs)
             .Where(a => a.Value is not null).Select(a => KeyValuePair.Create(a.Key, a.Value!)));
+
+    /// <summary>True before <see cref="EndMetaScope"/>: ARGs declared now are meta ARGs.</summary>
+    public bool IsMetaScope { get; init; } = true;
 
     /// <summary>
     /// The ARG values a RUN sees in its environment (not persisted in the image): declared args with a value
@@ -73,7 +76,7 @@ public sealed record VariableState
     };
 
     /// <summary>Ends the meta scope: the ARGs declared so far become the globals a stage may inherit.</summary>
-    public VariableState EndMetaScope() => (this with { GlobalArgs = Args }).ForNewStage();
+    public VariableState EndMetaScope() => (this with { GlobalArgs = Args, IsMetaScope = false }).ForNewStage();
 
     /// <summary>Adds the environment inherited from the base image (<c>K=V</c> strings).</summary>
     public VariableState WithImageEnv(IEnumerable<string> env)

@@ -30,6 +30,12 @@ public sealed class ShellWordExpander
     /// <summary>Leave references to unset variables as written instead of expanding them to "".</summary>
     public bool KeepUnset { get; init; }
 
+    /// <summary>
+    /// When false, quotes are ordinary characters (used for heredoc bodies, where only <c>$</c> and the
+    /// escape token are special). Default true.
+    /// </summary>
+    public bool ProcessQuotes { get; init; } = true;
+
     /// <summary>Expands <paramref name="word"/> as one word (white space kept, nothing split).</summary>
     public string ExpandWord(string word, IVariableLookup lookup) => Expand(word, lookup).Value;
 
@@ -143,7 +149,7 @@ public sealed class ShellWordExpander
                             continue;
                         }
 
-                    case '\'':
+                    case '\'' when owner.ProcessQuotes:
                         {
                             var v = SingleQuoted();
                             result.Append(v);
@@ -151,7 +157,7 @@ public sealed class ShellWordExpander
                             continue;
                         }
 
-                    case '"':
+                    case '"' when owner.ProcessQuotes:
                         {
                             var v = DoubleQuoted(rawEscapes);
                             result.Append(v);

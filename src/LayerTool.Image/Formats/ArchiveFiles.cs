@@ -22,6 +22,12 @@ internal abstract class ArchiveFiles : IDisposable
     /// <summary>Opens a file for reading, or throws <see cref="ImageFormatException"/> when it is missing.</summary>
     public abstract Stream OpenRead(string path);
 
+    /// <summary>The names at the top level (files and directories).</summary>
+    public abstract IReadOnlyCollection<string> TopLevelNames();
+
+    /// <summary>The same files seen from a subdirectory: an archive made with <c>tar cf x.tar layout/</c>.</summary>
+    public ArchiveFiles Under(string directory) => new SubdirectoryFiles(this, directory);
+
     /// <summary>Reads a small file (a JSON document) whole.</summary>
     public byte[] ReadAll(string path)
     {
@@ -108,6 +114,9 @@ internal sealed class TarArchiveFiles : ArchiveFiles
 
     public override bool Exists(string path) => TryResolve(path, out _);
 
+    public override IReadOnlyCollection<string> TopLevelNames() =>
+        _members.Keys.Select(k => k.Split('/')[0]).ToHashSet(StringComparer.Ordinal);
+
     public override long SizeOf(string path) => Resolve(path).Size;
 
     public override Stream OpenRead(string path)
@@ -193,6 +202,9 @@ internal sealed class DirectoryFiles : ArchiveFiles
 
     public override bool Exists(string path) => TryFile(path, out _);
 
+    public override IReadOnlyCollection<string> TopLevelNames() =>
+        Directory.EnumerateFileSystemEntries(_root).Select(Path.GetFileName).OfType<string>().ToList();
+
     public override long SizeOf(string path) => new FileInfo(File(path)).Length;
 
     public override Stream OpenRead(string path) =>
@@ -225,6 +237,30 @@ internal sealed class DirectoryFiles : ArchiveFiles
         full = target.FullName;
         return true;
     }
+}
+
+/// <summary>The files under one directory of another <see cref="ArchiveFiles"/>; disposing disposes that one.</summary>
+internal sealed class SubdirectoryFiles(ArchiveFiles inner, string directory) : ArchiveFiles($"{inner.Description} ({directory}/)")
+{
+    public override bool Exists(string path) => inner.Exists(Inside(path));
+
+    public override long SizeOf(string path) => inner.SizeOf(Inside(path));
+
+    public override Stream OpenRead(string path) => inner.OpenRead(Inside(path));
+
+    public override IReadOnlyCollection<string> TopLevelNames() => [];
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private string Inside(string path) => directory + "/" + TarIndex.Clean(path);
 }
 
 /// <summary>Reads at most a given number of bytes of an inner stream; a short inner stream is a truncated archive.</summary>

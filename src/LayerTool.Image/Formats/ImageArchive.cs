@@ -211,6 +211,14 @@ public sealed class ImageArchive : IDisposable
     {
         try
         {
+            if (!files.Exists(OciLayout.IndexFile) && !files.Exists(DockerArchiveManifest.FileName)
+                && files.TopLevelNames() is { Count: 1 } top
+                && (files.Exists(top.First() + "/" + OciLayout.IndexFile) || files.Exists(top.First() + "/" + DockerArchiveManifest.FileName)))
+            {
+                // A layout tarred with its directory (`tar cf layout.tar layout/`).
+                files = files.Under(top.First());
+            }
+
             var hasIndex = files.Exists(OciLayout.IndexFile);
             var hasManifest = files.Exists(DockerArchiveManifest.FileName);
             if (hasIndex)

@@ -31,6 +31,9 @@ public sealed record ImageWriteOptions
     /// keeping its digest; otherwise every written layer is an uncompressed tar.</summary>
     public bool KeepStoredBlobs { get; init; } = true;
 
+    /// <summary>Told the total number of layer bytes written so far, as they stream.</summary>
+    public IProgress<long>? Progress { get; init; }
+
     /// <summary>The modification time of the archive's members (deterministic output).</summary>
     public DateTimeOffset ModificationTime { get; init; } = DateTimeOffset.UnixEpoch;
 
@@ -62,7 +65,13 @@ public static class ImageArchiveWriter
         ArgumentNullException.ThrowIfNull(options);
         Validate(image, options);
         var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        var parent = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(parent))
+        {
+            throw new ImageFormatException($"{path}: cannot write the image there: the directory '{parent}' does not exist.");
+        }
+
+        var temp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
         if (options.AsDirectory)
         {
             if (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())
@@ -152,6 +161,14 @@ public static class ImageArchiveWriter
             throw new ArgumentOutOfRangeException(nameof(options), $"OmitLayers must be between 0 and {image.Layers.Count}.");
         }
 
+        foreach (var tag in options.Tags)
+        {
+            if (tag.Tag is null)
+            {
+                throw new ArgumentException($"'{tag}' has no tag: an image written to an archive is named by tags, not digests.", nameof(options));
+            }
+        }
+
         if (options.AsDirectory && options.Format != ImageArchiveFormat.OciLayout)
         {
             throw new ArgumentException("Only an OCI layout can be written as a directory.", nameof(options));
@@ -183,6 +200,7 @@ public static class ImageArchiveWriter
             sink.AddDirectory("blobs/sha256");
         }
 
+        var progress = options.Progress is null ? null : new ProgressCounter(options.Progress);
         var layerPaths = new List<string>(image.Layers.Count);
         var descriptors = new List<Descriptor>(image.Layers.Count);
         for (var i = 0; i < image.Layers.Count; i++)
@@ -203,7 +221,7 @@ public static class ImageArchiveWriter
                 var path = ArchiveFiles.BlobPath(stored.Digest);
                 if (!sink.Contains(path))
                 {
-                    var blob = blobLayer.OpenBlob(cancellationToken);
+                    var blob = ProgressStream.Wrap(blobLayer.OpenBlob(cancellationToken), progress);
                     await using (blob.ConfigureAwait(false))
                     {
                         var (digest, size) = await sink.AddStreamAsync(path, blob, cancellationToken).ConfigureAwait(false);
@@ -229,7 +247,7 @@ public static class ImageArchiveWriter
                     sink.AddDirectory(layer.DiffId.Hex);
                 }
 
-                var tar = layer.Open(cancellationToken);
+                var tar = ProgressStream.Wrap(layer.Open(cancellationToken), progress);
                 await using (tar.ConfigureAwait(false))
                 {
                     var (digest, size) = await sink.AddStreamAsync(layerPath, tar, cancellationToken).ConfigureAwait(false);
@@ -263,7 +281,7 @@ public static class ImageArchiveWriter
 
         if (dockerManifest)
         {
-            var repoTags = options.Tags.Where(t => t.Tag is not null).Select(t => t.WithTag(t.Tag!).FamiliarString).Distinct().ToList();
+            var repoTags = options.Tags.Select(t => t.WithTag(t.Tag!).FamiliarString).Distinct().ToList();
             var manifestJson = DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configPath, repoTags, layerPaths)]);
             await sink.AddFileAsync(DockerArchiveManifest.FileName, manifestJson, cancellationToken).ConfigureAwait(false);
             if (!oci && layerPaths.Count > 0 && repoTags.Count > 0)
@@ -285,13 +303,9 @@ public static class ImageArchiveWriter
     {
         var annotations = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [OciLayout.ContainerdNameAnnotation] = tag.ToString(),
+            [OciLayout.ContainerdNameAnnotation] = tag.WithTag(tag.Tag!).ToString(),
+            [OciLayout.RefNameAnnotation] = tag.Tag!,
         };
-        if (tag.Tag is not null)
-        {
-            annotations[OciLayout.RefNameAnnotation] = tag.Tag;
-        }
-
         return annotations;
     }
 
@@ -411,6 +425,77 @@ public static class ImageArchiveWriter
             }
 
             return (Digest.FromSha256Hash(hash.GetHashAndReset()), size);
+        }
+    }
+
+    /// <summary>The running total of layer bytes written, told to the caller's progress.</summary>
+    private sealed class ProgressCounter(IProgress<long> progress)
+    {
+        private long _total;
+
+        public void Add(int bytes)
+        {
+            _total += bytes;
+            progress.Report(_total);
+        }
+    }
+
+    /// <summary>Counts the bytes read through it into a <see cref="ProgressCounter"/>.</summary>
+    private sealed class ProgressStream(Stream inner, ProgressCounter counter) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public static Stream Wrap(Stream stream, ProgressCounter? counter) => counter is null ? stream : new ProgressStream(stream, counter);
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = inner.Read(buffer);
+            counter.Add(n);
+            return n;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            counter.Add(n);
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
         }
     }
 }

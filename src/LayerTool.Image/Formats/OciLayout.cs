@@ -20,9 +20,18 @@ internal static class OciLayout
         var index = ImageIndex.Parse(files.ReadAll(IndexFile), $"{files.Description}: index.json");
         var order = new List<Digest>();
         var found = new Dictionary<Digest, (Descriptor Descriptor, List<string> Names)>();
-        foreach (var descriptor in index.Manifests)
+        foreach (var listed in index.Manifests)
         {
+            var descriptor = listed;
             Descriptor? manifest = descriptor;
+            if (string.IsNullOrEmpty(descriptor.MediaType))
+            {
+                // Some tools leave the media type out of index.json: tell index from manifest by content.
+                var kind = Json.ParseObject(files.ReadBlob(descriptor, "index.json entry"), $"{files.Description}: {descriptor.Digest}");
+                descriptor = descriptor with { MediaType = kind["manifests"] is not null ? MediaTypes.OciIndex : MediaTypes.OciManifest };
+                manifest = descriptor;
+            }
+
             if (MediaTypes.IsIndex(descriptor.MediaType))
             {
                 var nested = ImageIndex.Parse(files.ReadBlob(descriptor, "image index"), $"{files.Description}: image index {descriptor.Digest}");

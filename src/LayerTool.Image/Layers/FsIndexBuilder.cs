@@ -132,7 +132,8 @@ public sealed class FsIndexBuilder
             return existing;
         }
         if (existing is not null) RemoveNode(parent, name, existing);
-        var node = new FsNode(entry with { Size = entry.Type == LayerEntryType.RegularFile ? entry.Size : 0 }, hash, ++_nextInode, _serial);
+        if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
+        var node = new FsNode(entry, hash, ++_nextInode, _serial);
         parent.Children![name] = node;
         _count++;
         return node;

@@ -109,6 +109,7 @@ public static class FsIndexSerializer
                 if (first.Length > 0) entry = entry with { Type = LayerEntryType.HardLink, LinkTarget = first };
                 builder.Put(entry, hash);
             }
+            counting.Flush();
             var expected = sha.GetHashAndReset();
             var stored = r.ReadBytes(32);
             if (!stored.AsSpan().SequenceEqual(expected)) throw new ImageFormatException("the filesystem index is damaged (checksum mismatch)");
@@ -126,13 +127,34 @@ public static class FsIndexSerializer
         w.Write(bytes);
     }
 
-    /// <summary>Reads record fields and feeds exactly their bytes to the checksum.</summary>
+    /// <summary>Reads record fields and feeds exactly their bytes to the checksum (in blocks, not field by field).</summary>
     private sealed class RecordHasher(BinaryReader reader, IncrementalHash sha)
     {
+        private readonly byte[] _pending = new byte[1 << 16];
+        private int _count;
+
+        private void Append(ReadOnlySpan<byte> bytes)
+        {
+            if (_count + bytes.Length > _pending.Length) Flush();
+            if (bytes.Length > _pending.Length)
+            {
+                sha.AppendData(bytes);
+                return;
+            }
+            bytes.CopyTo(_pending.AsSpan(_count));
+            _count += bytes.Length;
+        }
+
+        public void Flush()
+        {
+            sha.AppendData(_pending, 0, _count);
+            _count = 0;
+        }
+
         public byte ReadByte()
         {
             var b = reader.ReadByte();
-            sha.AppendData([b]);
+            Append([b]);
             return b;
         }
 
@@ -152,7 +174,7 @@ public static class FsIndexSerializer
         {
             var bytes = reader.ReadBytes(n);
             if (bytes.Length < n) throw new EndOfStreamException();
-            sha.AppendData(bytes);
+            Append(bytes);
             return bytes;
         }
 

@@ -91,6 +91,11 @@ public sealed record LayerEntry
     }
 
     /// <summary>Builds an xattr dictionary (ordinal keys).</summary>
-    public static IReadOnlyDictionary<string, byte[]> CreateXattrs(IEnumerable<KeyValuePair<string, byte[]>> pairs) =>
-        pairs.ToFrozenDictionary(StringComparer.Ordinal);
+    public static IReadOnlyDictionary<string, byte[]> CreateXattrs(IEnumerable<KeyValuePair<string, byte[]>> pairs)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        if (pairs is ICollection<KeyValuePair<string, byte[]>> { Count: 0 }) return NoXattrs;
+        var frozen = pairs.ToFrozenDictionary(StringComparer.Ordinal);
+        return frozen.Count == 0 ? NoXattrs : frozen;
+    }
 }

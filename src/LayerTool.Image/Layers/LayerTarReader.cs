@@ -22,9 +22,11 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     private const int MaxMetaSize = 16 << 20;
 
     private readonly Stream _stream;
+    private readonly Stream _inner;
     private readonly bool _leaveOpen;
     private readonly byte[] _block = new byte[BlockSize];
     private readonly Dictionary<string, byte[]> _global = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
     private long _position;
     private long _remaining;
     private long _padding;
@@ -36,7 +38,10 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     public LayerTarReader(Stream stream, bool leaveOpen = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        _stream = stream;
+        // Headers are read 512 bytes at a time: buffer a stream that has no buffer of its own (a socket,
+        // a pipe). A seekable stream (a file) is used as it is, so skipping content can seek.
+        _stream = stream.CanSeek || stream is BufferedStream ? stream : new BufferedStream(stream, 1 << 16);
+        _inner = stream;
         _leaveOpen = leaveOpen;
     }
 
@@ -218,8 +223,8 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             Mode = mode,
             Uid = uid,
             Gid = gid,
-            UserName = Encoding.UTF8.GetString(uname),
-            GroupName = Encoding.UTF8.GetString(gname),
+            UserName = Intern(uname),
+            GroupName = Intern(gname),
             Size = size,
             ModificationTime = mtime,
             LinkTarget = link,
@@ -227,6 +232,16 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             DevMinor = minor,
             Xattrs = xattrs,
         };
+    }
+
+    /// <summary>Owner names repeat on every entry; share one string per name to keep indexes small.</summary>
+    private string Intern(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return "";
+        var text = Encoding.UTF8.GetString(bytes);
+        if (_names.TryGetValue(text, out var shared)) return shared;
+        if (_names.Count < 1024) _names[text] = text;
+        return text;
     }
 
     private IReadOnlyDictionary<string, byte[]> CollectXattrs(Dictionary<string, byte[]>? pax, string display)
@@ -408,12 +423,12 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
 
     public void Dispose()
     {
-        if (!_leaveOpen) _stream.Dispose();
+        if (!_leaveOpen) _inner.Dispose();
     }
 
     public async ValueTask DisposeAsync()
     {
-        if (!_leaveOpen) await _stream.DisposeAsync().ConfigureAwait(false);
+        if (!_leaveOpen) await _inner.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>Reads the current entry's data straight from the tar, no further than its size.</summary>

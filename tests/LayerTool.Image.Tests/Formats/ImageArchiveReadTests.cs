@@ -1,3 +1,4 @@
+using System.Text;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 
@@ -204,6 +205,83 @@ public class ImageArchiveReadTests
         config.Config.Env.ShouldBe(["PATH=/usr/bin", "SEED=a"]);
         config.Config.ExposedPorts.ShouldBe(["80/tcp"]);
         config.History.Count(h => !h.EmptyLayer).ShouldBe(1);
+    }
+
+    [Theory]
+    [InlineData(System.Formats.Tar.TarEntryFormat.Gnu)]
+    [InlineData(System.Formats.Tar.TarEntryFormat.Ustar)]
+    [InlineData(System.Formats.Tar.TarEntryFormat.Pax)]
+    public void Reads_gnu_ustar_and_pax_archives_with_long_member_names(System.Formats.Tar.TarEntryFormat format)
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(1);
+        var members = TestArchives.DockerArchive(image, ["long:1"]);
+        var layer = members.Single(m => m.Name.EndsWith("/layer.tar", StringComparison.Ordinal));
+        var longName = (format == System.Formats.Tar.TarEntryFormat.Ustar ? new string('u', 60) + "/" + new string('v', 50) + "/" : new string('d', 120) + "/") + "layer.tar";
+        members[members.IndexOf(layer)] = (longName, layer.Data);
+        var manifest = members.FindIndex(m => m.Name == "manifest.json");
+        members[manifest] = ("manifest.json", Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(members[manifest].Data).Replace(layer.Name, "./" + longName, StringComparison.Ordinal)));
+        using var archive = ImageArchive.Open(TestArchives.WriteTar(dir.File("a.tar"), members, format: format));
+        ImageAssertions.ShouldHaveLayers(archive.GetImage(), image);
+    }
+
+    [Fact]
+    public void A_save_without_layer_blobs_still_gives_the_base_descriptors()
+    {
+        // moby #49473: a containerd-store save can lack layer blobs; the manifest still names them exactly.
+        using var dir = new TempDir();
+        var image = TestImage.Create(2);
+        var members = TestArchives.OciLayout([(image, ["base:1"])], gzipLayers: true, withManifestJson: true);
+        var layerBlobs = image.Layers.Select(l => $"blobs/sha256/{Digest.Compute(TestImage.Gzip(l)).Hex}").ToHashSet();
+        members.RemoveAll(m => layerBlobs.Contains(m.Name));
+        using var archive = ImageArchive.Open(TestArchives.WriteTar(dir.File("a.tar"), members));
+        var read = archive.GetImage("base:1");
+        read.Layers.Select(l => l.Descriptor).ShouldBe(read.Manifest!.Layers);
+        read.Layers.Select(l => l.DiffId).ShouldBe(image.DiffIds);
+        Should.Throw<ImageFormatException>(() => read.Layers[0].Open(CancellationToken.None)).Message.ShouldContain("no member");
+    }
+
+    [Fact]
+    public void Reads_index_entries_without_a_media_type()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(1);
+        var members = TestArchives.OciLayout([(image, ["nomt:1"])]);
+        var i = members.FindIndex(m => m.Name == "index.json");
+        var index = System.Text.Json.Nodes.JsonNode.Parse(members[i].Data)!;
+        index["manifests"]![0]!.AsObject().Remove("mediaType");
+        members[i] = ("index.json", Encoding.UTF8.GetBytes(index.ToJsonString()));
+        using var archive = ImageArchive.Open(TestArchives.WriteDirectory(dir.File("layout"), members));
+        ImageAssertions.ShouldHaveLayers(archive.GetImage("nomt:1"), image);
+    }
+
+    [Fact]
+    public void Reads_a_layer_gzipped_as_several_members()
+    {
+        // pigz and some registries write concatenated gzip members; the diff ID covers them all.
+        using var dir = new TempDir();
+        var tar = TestImage.LayerTar(("a.txt", new string('a', 5000)), ("b.txt", "b"));
+        var blob = TestImage.Gzip(tar[..1024]).Concat(TestImage.Gzip(tar[1024..])).ToArray();
+        var image = TestImage.Create(0, baseLayers: [tar]);
+        var members = TestArchives.DockerArchive(image, ["multi:1"]);
+        var i = members.FindIndex(m => m.Name.EndsWith("/layer.tar", StringComparison.Ordinal));
+        members[i] = (members[i].Name, blob);
+        using var archive = ImageArchive.Open(TestArchives.WriteTar(dir.File("a.tar"), members));
+        ImageAssertions.ShouldHaveLayers(archive.GetImage(), image);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Reads_a_layout_tarred_with_its_directory(bool asDirectory)
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(1);
+        var members = TestArchives.OciLayout([(image, ["wrapped:1"])]).Select(m => ("layout/" + m.Name, m.Data)).ToList();
+        var path = asDirectory ? TestArchives.WriteDirectory(dir.File("outer"), members) : TestArchives.WriteTar(dir.File("a.tar"), members);
+        using var archive = ImageArchive.Open(path);
+        archive.Format.ShouldBe(ImageArchiveFormat.OciLayout);
+        ImageAssertions.ShouldHaveLayers(archive.GetImage("wrapped:1"), image);
     }
 
     private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)

@@ -247,6 +247,51 @@ public class ImageArchiveWriterTests
         }
     }
 
+    [Fact]
+    public async Task Reports_layer_bytes_as_they_stream()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(3);
+        using var source = ImageArchive.Open(TestArchives.WriteTar(dir.File("in.tar"), TestArchives.DockerArchive(image, ["p:1"], gzipLayers: true)));
+        var progress = new Recorder();
+        await ImageArchiveWriter.WriteAsync(dir.File("out.tar"), source.GetImage(), new ImageWriteOptions { Progress = progress }, CancellationToken.None);
+        progress.Last.ShouldBe(image.Layers.Sum(l => (long)l.Length));
+    }
+
+    [Fact]
+    public async Task Refuses_digest_only_names()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(0);
+        var composed = new ComposedImage(ImageConfig.Parse(image.Config), []);
+        var byDigest = ImageReference.Parse("app@sha256:" + new string('a', 64));
+        await Should.ThrowAsync<ArgumentException>(() => ImageArchiveWriter.WriteAsync(dir.File("x.tar"), composed, new ImageWriteOptions { Tags = [byDigest] }, CancellationToken.None));
+        File.Exists(dir.File("x.tar")).ShouldBeFalse();
+        var error = await Should.ThrowAsync<ImageFormatException>(() => ImageArchiveWriter.WriteAsync(dir.File("no/such/x.tar"), composed, new ImageWriteOptions(), CancellationToken.None));
+        error.Message.ShouldContain("does not exist");
+    }
+
+    [Fact]
+    public async Task Writes_and_finds_an_image_without_layers_by_manifest_digest()
+    {
+        using var dir = new TempDir();
+        var image = TestImage.Create(0);
+        var composed = new ComposedImage(ImageConfig.Parse(image.Config), []);
+        var result = await ImageArchiveWriter.WriteAsync(dir.File("x.tar"), composed, new ImageWriteOptions { Format = ImageArchiveFormat.OciLayout }, CancellationToken.None);
+        using var archive = ImageArchive.Open(dir.File("x.tar"));
+        var read = archive.GetImage(result.Manifest!.Digest.ToString());
+        read.Layers.ShouldBeEmpty();
+        read.Names.ShouldBeEmpty();
+        archive.GetImage(result.Manifest.Digest.Hex[..12]).ShouldBeSameAs(read);
+    }
+
+    private sealed class Recorder : IProgress<long>
+    {
+        public long Last { get; private set; }
+
+        public void Report(long value) => Last = value;
+    }
+
     /// <summary>A layer held in memory (tests only), claiming a diff ID that may be a lie.</summary>
     private sealed class BytesLayer(byte[] tar, Digest? diffId = null) : ILayer
     {

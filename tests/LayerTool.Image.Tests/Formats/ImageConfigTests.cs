@@ -75,6 +75,7 @@ public class ImageConfigTests
     [InlineData("{\"rootfs\":{\"diff_ids\":[\"sha256:nothex\"]}}", "diff_ids")]
     [InlineData("{\"history\":{}}", "'history' must be an array")]
     [InlineData("{\"config\":{\"Env\":\"A=1\"}}", "'Env' must be an array of strings")]
+    [InlineData("{\"os\":\"linux\",\"config\":{\"Env\":[],\"Env\":[]}}", "invalid JSON")]
     public void Bad_configs_are_format_errors(string json, string message)
     {
         Should.Throw<ImageFormatException>(() => ImageConfig.Parse(Encoding.UTF8.GetBytes(json))).Message.ShouldContain(message);

@@ -200,30 +200,42 @@ internal static class TestArchives
     }
 
     /// <summary>Writes members as a tar with the BCL writer (directories for every parent, like docker save).</summary>
-    public static string WriteTar(string path, IEnumerable<(string Name, byte[] Data)> members, IReadOnlyDictionary<string, string>? symlinks = null)
+    public static string WriteTar(string path, IEnumerable<(string Name, byte[] Data)> members, IReadOnlyDictionary<string, string>? symlinks = null, TarEntryFormat format = TarEntryFormat.Pax)
     {
         using var file = File.Create(path);
-        using var writer = new TarWriter(file, TarEntryFormat.Pax);
+        using var writer = new TarWriter(file, format);
         var directories = new HashSet<string>();
         foreach (var (name, data) in members)
         {
             var dir = Path.GetDirectoryName(name)!.Replace('\\', '/');
             if (dir.Length > 0 && directories.Add(dir))
             {
-                writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, dir + "/"));
+                writer.WriteEntry(Entry(format, TarEntryType.Directory, dir + "/"));
             }
 
             if (symlinks is not null && symlinks.TryGetValue(name, out var target))
             {
-                writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, name) { LinkName = target });
+                var link = Entry(format, TarEntryType.SymbolicLink, name);
+                link.LinkName = target;
+                writer.WriteEntry(link);
                 continue;
             }
 
-            writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+            var entry = Entry(format, TarEntryType.RegularFile, name);
+            entry.DataStream = new MemoryStream(data);
+            writer.WriteEntry(entry);
         }
 
         return path;
     }
+
+    private static TarEntry Entry(TarEntryFormat format, TarEntryType type, string name) => format switch
+    {
+        TarEntryFormat.Gnu => new GnuTarEntry(type, name),
+        TarEntryFormat.Ustar => new UstarTarEntry(type, name),
+        TarEntryFormat.V7 => new V7TarEntry(type == TarEntryType.RegularFile ? TarEntryType.V7RegularFile : type, name),
+        _ => new PaxTarEntry(type, name),
+    };
 
     public static string WriteDirectory(string path, IEnumerable<(string Name, byte[] Data)> members)
     {

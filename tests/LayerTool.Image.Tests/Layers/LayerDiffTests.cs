@@ -180,6 +180,23 @@ public class LayerDiffTests
     }
 
     [Fact]
+    public async Task Reopening_works_on_a_tar_that_cannot_seek()
+    {
+        var b = Base();
+        var l2 = new TarBuilder().HardLink("bin/zz-link", "bin/ls", 0x1ED).HardLink("etc/zz", "etc/hosts").Build();
+        var flat = await DiffHarness.FlattenAsync([b, l2]);
+        var opens = 0;
+        var reopen = ContentReopeners.FromTar(_ =>
+        {
+            opens++;
+            return Task.FromResult<Stream>(new TarCodecTests.NonSeekable(flat));
+        });
+        var o = await DiffHarness.SquashAsync([b], [b, l2], new LayerDiffOptions { ReopenContent = reopen });
+        o.Names.ShouldBe(["bin/", "bin/ls", "bin/zz-link", "etc/", "etc/hosts", "etc/zz"]);
+        opens.ShouldBe(4); // a probe and a scan per file
+    }
+
+    [Fact]
     public async Task Hard_link_group_grown_in_the_base_rewrites_the_whole_group()
     {
         var b = new TarBuilder().File("a", "x").HardLink("c", "a").Build();

@@ -1,0 +1,250 @@
+using System.Net;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using LayerTool.Build;
+
+namespace LayerTool.Docker.Images;
+
+/// <summary>
+/// <see cref="IImageEngine"/> over the Docker Engine API (Docker.DotNet.Enhanced). Containers it creates
+/// for exports carry <c>layertool.export=1</c> plus the labels the caller gives (a build's
+/// <c>layertool.build=ID</c>, the tests' <c>layertool.test=1</c>).
+/// </summary>
+public sealed class DockerImageEngine : IImageEngine
+{
+    /// <summary>The label every export container carries.</summary>
+    public const string ExportLabel = "layertool.export";
+
+    private readonly DockerConnection _connection;
+    private readonly IReadOnlyDictionary<string, string> _labels;
+
+    public DockerImageEngine(DockerConnection connection, IReadOnlyDictionary<string, string>? containerLabels = null)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        _connection = connection;
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal) { [ExportLabel] = "1" };
+        if (containerLabels is not null)
+            foreach (var (k, v) in containerLabels) labels[k] = v;
+        _labels = labels;
+    }
+
+    private DockerClient Client => _connection.Client;
+
+    public async Task<ImageStoreKind> GetStoreKindAsync(CancellationToken cancellationToken)
+    {
+        var info = await Call("read the engine's info", () => Client.System.GetSystemInfoAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
+        return StoreKindFrom(info.DriverStatus);
+    }
+
+    /// <summary>The store named by <c>/info</c>'s DriverStatus pairs.</summary>
+    public static ImageStoreKind StoreKindFrom(IEnumerable<string[]>? driverStatus)
+    {
+        foreach (var pair in driverStatus ?? [])
+        {
+            if (pair.Length >= 2 && string.Equals(pair[0], "driver-type", StringComparison.OrdinalIgnoreCase)
+                && string.Equals(pair[1], "io.containerd.snapshotter.v1", StringComparison.Ordinal))
+                return ImageStoreKind.Containerd;
+        }
+        return ImageStoreKind.GraphDriver;
+    }
+
+    public async Task<EngineImage?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reference);
+        ImageInspectResponse r;
+        try
+        {
+            r = await Call($"inspect image {reference}", () => Client.Images.InspectImageAsync(reference, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        catch (EngineException e) when (e.InnerException is DockerImageNotFoundException
+                                            || (e.InnerException as DockerApiException)?.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        return new EngineImage(
+            r.ID,
+            [.. r.RepoTags ?? []],
+            [.. r.RepoDigests ?? []],
+            [.. r.RootFS?.Layers ?? []],
+            r.Size,
+            r.Created,
+            r.Os,
+            r.Architecture,
+            r.GraphDriver is null ? null : new EngineGraphDriver(r.GraphDriver.Name ?? "",
+                new Dictionary<string, string>(r.GraphDriver.Data ?? new Dictionary<string, string>(), StringComparer.Ordinal)));
+    }
+
+    public async Task<Stream> SaveImageAsync(string reference, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reference);
+        var body = await Call($"save image {reference}", () => Client.Images.SaveImageAsync(reference, cancellationToken), cancellationToken, reference)
+            .ConfigureAwait(false);
+        return new EngineStream(body);
+    }
+
+    public async Task<T> ExportImageFilesystemAsync<T>(string imageId, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
+        ArgumentNullException.ThrowIfNull(read);
+        var create = new CreateContainerParameters
+        {
+            Image = imageId,
+            // Never started: the command only has to exist so that images without CMD can be created.
+            Cmd = ["/layertool-export-never-started"],
+            Entrypoint = [],
+            Labels = new Dictionary<string, string>(_labels, StringComparer.Ordinal),
+            NetworkDisabled = true,
+            HostConfig = new HostConfig { NetworkMode = "none" },
+        };
+        var created = await Call($"create a container from image {imageId} to export its filesystem",
+            () => Client.Containers.CreateContainerAsync(create, cancellationToken), cancellationToken, imageId).ConfigureAwait(false);
+        try
+        {
+            var stream = new EngineStream(await Call($"export the filesystem of image {imageId}",
+                () => Client.Containers.ExportContainerAsync(created.ID, cancellationToken), cancellationToken).ConfigureAwait(false));
+            await using (stream.ConfigureAwait(false))
+            {
+                return await read(stream, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await RemoveContainerQuietlyAsync(created.ID).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RemoveContainerQuietlyAsync(string id)
+    {
+        // Not the caller's token: the container must go also when the caller gave up.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, timeout.Token).ConfigureAwait(false);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+    }
+
+    public async Task<IReadOnlyList<string>> LoadImageAsync(Stream archive, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var messages = new MessageCollector();
+        await Call("load an image archive",
+            async () =>
+            {
+                await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = false }, archive, messages, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken).ConfigureAwait(false);
+        var error = messages.Error;
+        if (error is not null) throw new EngineException($"the engine refused to load the image: {error}");
+        return messages.Lines;
+    }
+
+    public async Task TagImageAsync(string image, string tag, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(image);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tag);
+        var (repository, tagPart) = SplitTag(tag);
+        await Call($"tag image {image} as {tag}", async () =>
+        {
+            await Client.Images.TagImageAsync(image, new ImageTagParameters { RepositoryName = repository, Tag = tagPart }, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken, image).ConfigureAwait(false);
+    }
+
+    /// <summary>Splits <c>repo[:tag]</c> at the colon after the last slash (a registry port is not a tag).</summary>
+    public static (string Repository, string Tag) SplitTag(string reference)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        if (reference.Contains('@', StringComparison.Ordinal))
+            throw new EngineException($"cannot tag as '{reference}': a tag cannot hold a digest");
+        var slash = reference.LastIndexOf('/');
+        var colon = reference.LastIndexOf(':');
+        return colon > slash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+    }
+
+    public async Task RemoveImageAsync(string reference, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reference);
+        try
+        {
+            await Call($"remove image {reference}", () => Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = true }, cancellationToken),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (EngineException e) when (e.InnerException is DockerImageNotFoundException
+                                            || (e.InnerException as DockerApiException)?.StatusCode == HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    /// <summary>Runs one engine call and turns its failures into <see cref="EngineException"/>s that say
+    /// what LayerTool was doing ("no such image: X" for a 404 about <paramref name="image"/>).</summary>
+    private async Task<T> Call<T>(string doing, Func<Task<T>> call, CancellationToken cancellationToken, string? image = null)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (DockerApiException e)
+        {
+            var body = EngineMessage(e.ResponseBody) ?? e.Message;
+            if (e.StatusCode == HttpStatusCode.NotFound && image is not null)
+                throw new EngineException($"no such image: {image}", e);
+            throw new EngineException($"cannot {doing}: {body}", e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            throw new EngineException($"cannot {doing}: the engine at {_connection.EndpointDescription} did not answer ({e.Message.Trim()})", e);
+        }
+    }
+
+    /// <summary>The <c>message</c> of an engine error body, or the body itself.</summary>
+    internal static string? EngineMessage(string? body)
+    {
+        if (string.IsNullOrWhiteSpace(body)) return null;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.String)
+                return m.GetString();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+        return body.Trim();
+    }
+
+    /// <summary>Collects a JSON message stream synchronously (a <see cref="Progress{T}"/> would post to the
+    /// thread pool and could lose the last error).</summary>
+    private sealed class MessageCollector : IProgress<JSONMessage>
+    {
+        private readonly List<string> _lines = [];
+        private readonly Lock _gate = new();
+
+        public string? Error { get; private set; }
+
+        public IReadOnlyList<string> Lines
+        {
+            get
+            {
+                lock (_gate) return [.. _lines];
+            }
+        }
+
+        public void Report(JSONMessage value)
+        {
+            lock (_gate)
+            {
+                if (value.Error is { Message: { Length: > 0 } m }) Error ??= m.Trim();
+                else if (!string.IsNullOrWhiteSpace(value.Stream)) _lines.Add(value.Stream.Trim());
+                else if (!string.IsNullOrWhiteSpace(value.Status) && value.Progress is null) _lines.Add(value.Status.Trim());
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+using LayerTool.Build;
+using LayerTool.Build.Squash;
+using LayerTool.Docker.Images;
+using LayerTool.Image;
+using LayerTool.Image.Formats;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Squash;
+
+namespace LayerTool.Docker.Squash;
+
+/// <summary>Settings of <see cref="EngineSquashService"/>.</summary>
+/// <param name="CacheDirectory">Where base indexes are cached (e.g. <c>~/.cache/layertool/index</c>).</param>
+/// <param name="TempDirectory">Where layers and spills go; the system temp directory when null.</param>
+/// <param name="Clock">The time of a non-reproducible squash; the system clock when null.</param>
+public sealed record EngineSquashSettings(string CacheDirectory, string? TempDirectory = null, TimeProvider? Clock = null);
+
+/// <summary>
+/// <see cref="ISquashService"/> against an engine. The final image's filesystem is read from an export of
+/// a never-started container (one pass, walk order), with the paths the engine's init layer shadows taken
+/// from the image's own layers (from a save, which also gives the exact config). The base's index comes
+/// from the cache or from a save of the base. The verified result is written to a file and/or loaded:
+/// first a partial archive (the engine has the base's layers), then a full one if the engine refuses;
+/// the loaded image's layers are checked before anything is tagged.
+/// </summary>
+public sealed class EngineSquashService : ISquashService
+{
+    private readonly IImageEngine _engine;
+    private readonly BaseIndexCache _cache;
+    private readonly EngineSquashSettings _settings;
+
+    public EngineSquashService(IImageEngine engine, EngineSquashSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(settings);
+        _engine = engine;
+        _settings = settings;
+        _cache = new BaseIndexCache(settings.CacheDirectory);
+    }
+
+    public async Task<SquashResult> SquashAsync(SquashRequest request, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var tags = request.Tags.Select(ParseTag).ToList();
+        if (request.OutputFormat is not ("docker" or "oci"))
+            throw new ArgumentException($"unknown output format '{request.OutputFormat}' (docker or oci)", nameof(request));
+
+        var final = await _engine.TryInspectImageAsync(request.Image, cancellationToken).ConfigureAwait(false)
+                    ?? throw new EngineException($"no such image: {request.Image}");
+        EngineImage? baseImage = null;
+        if (request.Base is not null)
+        {
+            baseImage = await _engine.TryInspectImageAsync(request.Base, cancellationToken).ConfigureAwait(false)
+                        ?? throw new EngineException($"no such image: {request.Base} (the base)");
+        }
+        var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
+
+        progress?.Report(new SquashProgress("base", 0, null));
+        FsIndex baseIndex = FsIndex.Empty;
+        IImage? baseForSquash = null;
+        if (baseImage is not null)
+        {
+            var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
+            baseIndex = index;
+            baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+        }
+
+        progress?.Report(new SquashProgress("config", 0, null));
+        using var finalArchive = await OpenSaveAsync(final.Id, cancellationToken).ConfigureAwait(false);
+        var finalSaved = finalArchive.GetImage();
+        var finalLayers = finalSaved.Layers.Select(Opener).ToList();
+        var replacements = await InitPathOverlay.CollectFromLayersAsync(finalLayers, InitPathOverlay.DefaultPaths, cancellationToken).ConfigureAwait(false);
+
+        using var reopen = new LazyFlattenedFinal(finalLayers, _settings.TempDirectory);
+        var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, final.Size)));
+        using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
+        {
+            Final = finalSaved,
+            Base = baseForSquash,
+            BaseIndex = baseIndex,
+            BaseName = request.Base,
+            BaseDigest = BaseDigest(baseImage),
+            Message = request.Message,
+            CreatedBy = request.Base is null ? "layertool squash --onto scratch" : $"layertool squash --onto {request.Base}",
+            Timestamp = request.Timestamp,
+            Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
+            TempDirectory = _settings.TempDirectory,
+            ReopenContent = reopen.ReopenAsync,
+            WriteLayer = (index, output, options, ct) => _engine.ExportImageFilesystemAsync(final.Id, async (stream, ct2) =>
+            {
+                var reader = new LayerTarReader(stream, leaveOpen: true);
+                await using (reader.ConfigureAwait(false))
+                {
+                    var source = new InitPathOverlay(reader, InitPathOverlay.DefaultPaths, replacements);
+                    return await LayerDiff.WriteAsync(index, source, output, options, ct2).ConfigureAwait(false);
+                }
+            }, ct),
+        }, bytes, cancellationToken).ConfigureAwait(false);
+
+        if (request.OutputPath is not null)
+        {
+            progress?.Report(new SquashProgress("write", 0, null));
+            await WriteOutputAsync(request, squashed, baseImage, tags, cancellationToken).ConfigureAwait(false);
+        }
+
+        var imageId = squashed.ImageId.ToString();
+        if (request.Load)
+        {
+            progress?.Report(new SquashProgress("load", 0, null));
+            imageId = await LoadAsync(squashed, baseImage, store, cancellationToken).ConfigureAwait(false);
+            foreach (var tag in request.Tags)
+                await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
+        }
+
+        var baseSize = baseImage?.Size ?? 0;
+        return new SquashResult(
+            imageId,
+            squashed.NewLayer?.DiffId.ToString() ?? "",
+            final.DiffIds.Count,
+            squashed.Layers.Count,
+            final.Size,
+            baseSize + squashed.LayerSize,
+            squashed.LayerSize,
+            request.Load ? request.Tags : [],
+            squashed.Warnings);
+    }
+
+    private static ImageReference ParseTag(string tag) =>
+        ImageReference.TryParse(tag, out var reference, out var error) && reference.Digest is null
+            ? reference
+            : throw new EngineException($"invalid tag '{tag}': {error ?? "a tag cannot hold a digest"}");
+
+    private static Digest? BaseDigest(EngineImage? image)
+    {
+        if (image is null) return null;
+        foreach (var repoDigest in image.RepoDigests)
+        {
+            var at = repoDigest.IndexOf('@', StringComparison.Ordinal);
+            if (at > 0 && Digest.TryParse(repoDigest[(at + 1)..], out var d)) return d;
+        }
+        return Digest.TryParse(image.Id, out var id) ? id : null;
+    }
+
+    private static Func<CancellationToken, Task<Stream>> Opener(ILayer layer) => ct => Task.FromResult(layer.Open(ct));
+
+    /// <summary>The base's index and config: from the cache, else from a save of the base (its layers merged).</summary>
+    private async Task<(FsIndex Index, ImageConfig Config)> BaseAsync(EngineImage baseImage, CancellationToken cancellationToken)
+    {
+        if (_cache.TryGet(baseImage.Id) is { } cached && cached.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(baseImage.DiffIds))
+            return cached;
+        using var archive = await OpenSaveAsync(baseImage.Id, cancellationToken).ConfigureAwait(false);
+        var saved = archive.GetImage();
+        var index = await FsIndex.FromLayersAsync(saved.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
+        _cache.TryPut(baseImage.Id, index, saved.Config);
+        return (index, saved.Config);
+    }
+
+    private async Task<ImageArchive> OpenSaveAsync(string imageId, CancellationToken cancellationToken)
+    {
+        var stream = await _engine.SaveImageAsync(imageId, cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            try
+            {
+                return await ImageArchive.OpenAsync(stream, $"docker save {imageId}", new ImageArchiveOptions { TemporaryDirectory = _settings.TempDirectory },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                throw new EngineException($"cannot read the save of image {imageId}: {e.Message}", e);
+            }
+        }
+    }
+
+    private async Task WriteOutputAsync(SquashRequest request, SquashedImage squashed, EngineImage? baseImage, IReadOnlyList<ImageReference> tags,
+        CancellationToken cancellationToken)
+    {
+        ImageArchive? baseArchive = null;
+        try
+        {
+            IImage full = squashed;
+            if (baseImage is not null)
+            {
+                baseArchive = await OpenSaveAsync(baseImage.Id, cancellationToken).ConfigureAwait(false);
+                full = Compose(squashed, baseArchive.GetImage());
+            }
+            var oci = request.OutputFormat == "oci";
+            await ImageArchiveWriter.WriteAsync(request.OutputPath!, full, new ImageWriteOptions
+            {
+                Format = oci ? ImageArchiveFormat.OciLayout : ImageArchiveFormat.DockerArchive,
+                AsDirectory = oci && !request.OutputPath!.EndsWith(".tar", StringComparison.OrdinalIgnoreCase),
+                Tags = tags,
+                TemporaryDirectory = _settings.TempDirectory,
+                ModificationTime = request.Timestamp ?? DateTimeOffset.UnixEpoch,
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            baseArchive?.Dispose();
+        }
+    }
+
+    /// <summary>The squashed config over the base's real layers (for a full archive).</summary>
+    private static ComposedImage Compose(SquashedImage squashed, ArchiveImage baseImage)
+    {
+        var layers = new List<ILayer>(baseImage.Layers);
+        if (squashed.NewLayer is not null) layers.Add(squashed.NewLayer);
+        return new ComposedImage(squashed.Config, layers);
+    }
+
+    /// <summary>Loads the result, partial archive first; returns the engine's image ID once its layers check out.</summary>
+    private async Task<string> LoadAsync(SquashedImage squashed, EngineImage? baseImage, ImageStoreKind store, CancellationToken cancellationToken)
+    {
+        var expected = squashed.Config.DiffIds.Select(d => d.ToString()).ToList();
+        if (baseImage is not null && store == ImageStoreKind.GraphDriver)
+        {
+            try
+            {
+                var id = await LoadArchiveAsync(squashed, new ImageWriteOptions
+                {
+                    Format = ImageArchiveFormat.DockerArchive,
+                    OmitLayers = squashed.BaseLayerCount,
+                    TemporaryDirectory = _settings.TempDirectory,
+                }, squashed.ImageId.ToString(), expected, cancellationToken).ConfigureAwait(false);
+                if (id is not null) return id;
+            }
+            catch (EngineException)
+            {
+                // The engine refused the partial archive: fall back to a full one below.
+            }
+        }
+
+        ImageArchive? baseArchive = null;
+        try
+        {
+            IImage full = squashed;
+            if (baseImage is not null)
+            {
+                baseArchive = await OpenSaveAsync(baseImage.Id, cancellationToken).ConfigureAwait(false);
+                full = Compose(squashed, baseArchive.GetImage());
+            }
+            var format = store == ImageStoreKind.Containerd ? ImageArchiveFormat.DockerOciArchive : ImageArchiveFormat.DockerArchive;
+            var temporaryName = store == ImageStoreKind.Containerd
+                ? ImageReference.Parse($"layertool-squash/{squashed.ImageId.Hex[..12]}:loading")
+                : (ImageReference?)null;
+            var result = await LoadArchiveAsync(full, new ImageWriteOptions
+            {
+                Format = format,
+                Tags = temporaryName is { } t ? [t] : [],
+                TemporaryDirectory = _settings.TempDirectory,
+            }, temporaryName?.ToString() ?? squashed.ImageId.ToString(), expected, cancellationToken).ConfigureAwait(false);
+            if (temporaryName is { } name)
+            {
+                // The containerd store names images by manifest digest; keep the ID, drop the temporary name.
+                var loaded = await _engine.TryInspectImageAsync(name.ToString(), cancellationToken).ConfigureAwait(false);
+                if (loaded is not null && result is not null)
+                {
+                    await _engine.TagImageAsync(loaded.Id, $"layertool-squash/{squashed.ImageId.Hex[..12]}:keep", cancellationToken).ConfigureAwait(false);
+                    await _engine.RemoveImageAsync(name.ToString(), cancellationToken).ConfigureAwait(false);
+                    result = loaded.Id;
+                }
+            }
+            return result ?? throw new EngineException(
+                $"the engine loaded the squashed image but its layers are not the expected ones ({string.Join(", ", expected)})");
+        }
+        finally
+        {
+            baseArchive?.Dispose();
+        }
+    }
+
+    /// <summary>Writes an archive to a temp file, loads it, and returns the image ID if the engine now has
+    /// <paramref name="lookup"/> with exactly the <paramref name="expected"/> layers (else null).</summary>
+    private async Task<string?> LoadArchiveAsync(IImage image, ImageWriteOptions options, string lookup, IReadOnlyList<string> expected,
+        CancellationToken cancellationToken)
+    {
+        var directory = _settings.TempDirectory ?? Path.GetTempPath();
+        var path = Path.Combine(directory, $"layertool-load-{Guid.NewGuid():N}.tar");
+        try
+        {
+            await ImageArchiveWriter.WriteAsync(path, image, options, cancellationToken).ConfigureAwait(false);
+            var archive = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+            await using (archive.ConfigureAwait(false))
+            {
+                await _engine.LoadImageAsync(archive, cancellationToken).ConfigureAwait(false);
+            }
+            var loaded = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
+            return loaded is not null && loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loaded.Id : null;
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Re-reads files of the final image from its layers, flattened into a temp tar on first use
+    /// (only for the rare hard link to a file the export already passed).</summary>
+    private sealed class LazyFlattenedFinal(IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory) : IDisposable
+    {
+        private string? _path;
+        private ContentReopener? _reopener;
+
+        public async Task<Stream> ReopenAsync(LayerPath path, CancellationToken cancellationToken)
+        {
+            if (_reopener is null)
+            {
+                _path = Path.Combine(tempDirectory ?? Path.GetTempPath(), $"layertool-flat-{Guid.NewGuid():N}.tar");
+                var output = new FileStream(_path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (output.ConfigureAwait(false))
+                {
+                    await LayerFlattener.FlattenAsync(layers, output, cancellationToken, tempDirectory).ConfigureAwait(false);
+                }
+                var flat = _path;
+                _reopener = ContentReopeners.FromTar(_ => Task.FromResult<Stream>(
+                    new FileStream(flat, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous)), tempDirectory);
+            }
+            return await _reopener(path, cancellationToken).ConfigureAwait(false);
+        }
+
+        public void Dispose()
+        {
+            if (_path is not null) File.Delete(_path);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+using LayerTool.Build.Engine;
+using LayerTool.Build.Execution;
+using LayerTool.Build.Squash;
+
+namespace LayerTool.Build.Tests;
+
+public sealed class BuildExecutorTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("lt-build-").FullName;
+    private readonly FakeEngine _engine = new();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private void Write(string path, string text)
+    {
+        var full = Path.Combine(_dir, path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full, text);
+    }
+
+    private async Task<(BuildResult Result, string Output)> BuildAsync(string dockerfile, BuildOptions? options = null, ISquashService? squash = null,
+        CancellationToken ct = default)
+    {
+        Write("Dockerfile", dockerfile);
+        var output = new StringWriter();
+        var executor = new BuildExecutor(_engine, squash, null, options ?? new BuildOptions(_dir), new BuildLog(output, ProgressMode.Plain, false));
+        var result = await executor.BuildAsync(ct);
+        return (result, output.ToString());
+    }
+
+    private ContainerConfig ConfigOf(string id) => _engine.Images[id].Config;
+
+    [Fact]
+    public async Task Metadata_instructions_give_the_config_docker_gives()
+    {
+        var (r, _) = await BuildAsync("""
+            FROM busybox
+            ENV A=1 B="two words"
+            ENV C=$A-x
+            LABEL l1=v1 "l 2"="v 2"
+            EXPOSE 80 53/udp 8000-8001
+            VOLUME /data ["/json"]
+            USER user
+            WORKDIR /app
+            WORKDIR sub
+            STOPSIGNAL SIGQUIT
+            HEALTHCHECK --interval=5s --retries=2 CMD true
+            ONBUILD RUN echo hi
+            """);
+        var c = ConfigOf(r.ImageId);
+        c.Env.ShouldBe(["PATH=/bin", "A=1", "B=two words", "C=1-x"]);
+        c.Labels["l1"].ShouldBe("v1");
+        c.Labels["l 2"].ShouldBe("v 2");
+        c.ExposedPorts.ShouldBe(["53/udp", "80/tcp", "8000/tcp", "8001/tcp"], ignoreOrder: true);
+        c.User.ShouldBe("user");
+        c.WorkingDir.ShouldBe("/app/sub");
+        c.StopSignal.ShouldBe("SIGQUIT");
+        c.Healthcheck!.Test.ShouldBe(["CMD-SHELL", "true"]);
+        c.Healthcheck.Interval.ShouldBe(5_000_000_000);
+        c.Healthcheck.Retries.ShouldBe(2);
+        c.OnBuild.ShouldBe(["RUN echo hi"]);
+        c.Cmd.ShouldBe(["sh"]);
+    }
+
+    [Fact]
+    public async Task Entrypoint_resets_an_inherited_cmd_but_not_one_of_this_stage()
+    {
+        var (r1, _) = await BuildAsync("FROM busybox\nENTRYPOINT [\"echo\"]\n");
+        ConfigOf(r1.ImageId).Cmd.ShouldBeNull();
+        ConfigOf(r1.ImageId).Entrypoint.ShouldBe(["echo"]);
+        var (r2, _) = await BuildAsync("FROM busybox\nCMD [\"a\"]\nENTRYPOINT echo x\n");
+        ConfigOf(r2.ImageId).Cmd.ShouldBe(["a"]);
+        ConfigOf(r2.ImageId).Entrypoint.ShouldBe(["/bin/sh", "-c", "echo x"]);
+    }
+
+    [Fact]
+    public async Task Shell_changes_the_shell_form_of_run_and_cmd()
+    {
+        var (r, _) = await BuildAsync("FROM busybox\nSHELL [\"/bin/bash\", \"-ec\"]\nRUN echo hi\nCMD run me\n");
+        ConfigOf(r.ImageId).Cmd.ShouldBe(["/bin/bash", "-ec", "run me"]);
+        _engine.Created.ShouldContain(c => c.Config.Cmd != null && c.Config.Cmd.SequenceEqual(new[] { "/bin/bash", "-ec", "echo hi" }));
+    }
+
+    [Fact]
+    public async Task Build_args_reach_run_through_the_shell_and_never_the_image_env()
+    {
+        var (r, _) = await BuildAsync("FROM busybox\nARG V=default\nARG W\nRUN echo $V\n",
+            new BuildOptions(_dir, BuildArgs: new Dictionary<string, string> { ["W"] = "from-cli" }));
+        var run = _engine.Created.Single(c => c.Config.Cmd?.Any(x => x.Contains("echo $V", StringComparison.Ordinal)) == true);
+        run.Config.Cmd![^1].ShouldBe("export V='default' W='from-cli'; echo $V");
+        run.Config.Env.ShouldNotContain(e => e.StartsWith("V=", StringComparison.Ordinal));
+        ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin"]);
+    }
+
+    [Fact]
+    public async Task An_image_without_cmd_or_entrypoint_runs_the_step_as_entrypoint_and_commits_an_empty_one()
+    {
+        _engine.AddImage("bare:latest", new ContainerConfig { Env = ["PATH=/bin"] });
+        var (r, _) = await BuildAsync("FROM bare\nRUN touch /x\n");
+        var run = _engine.Created.Last();
+        run.Config.Entrypoint.ShouldBe(["/bin/sh", "-c", "touch /x"]);
+        run.Config.Cmd.ShouldBeNull();
+        ConfigOf(r.ImageId).Entrypoint.ShouldBe([]);
+        ConfigOf(r.ImageId).Cmd.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Every_commit_sends_the_whole_config()
+    {
+        await BuildAsync("FROM busybox\nENV A=1\nLABEL x=y\nRUN true\n");
+        var last = _engine.Commits[^1].Config;
+        last.Env.ShouldBe(["PATH=/bin", "A=1"]);
+        last.Labels["x"].ShouldBe("y");
+        last.Cmd.ShouldBe(["sh"]);
+    }
+
+    [Fact]
+    public async Task A_failing_run_names_the_line_and_the_command_removes_its_containers_and_tags_nothing()
+    {
+        _engine.ExitCodeFor = cmd => cmd.Any(c => c.Contains("false", StringComparison.Ordinal)) ? 3 : 0;
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nRUN true\nRUN false\nTAG never:tagged\n",
+            new BuildOptions(_dir, Tags: ["final:tag"])));
+        e.Message.ShouldBe("Dockerfile:3: The command '/bin/sh -c false' returned a non-zero code: 3");
+        _engine.Containers.ShouldBeEmpty();
+        _engine.Tags.Keys.ShouldNotContain("final:tag");
+        _engine.Tags.Keys.ShouldNotContain("never:tagged");
+    }
+
+    [Fact]
+    public async Task Cancelling_in_the_middle_of_a_run_removes_the_container()
+    {
+        using var cts = new CancellationTokenSource();
+        _engine.BlockWait = new TaskCompletionSource();
+        _engine.OnStart = _ => cts.CancelAfter(50);
+        await Should.ThrowAsync<OperationCanceledException>(() => BuildAsync("FROM busybox\nRUN sleep 100\n", ct: cts.Token));
+        _engine.Containers.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task A_missing_base_image_is_an_error_on_the_from_line_and_leaves_nothing()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM nothere:1\nRUN true\n"));
+        e.Message.ShouldStartWith("Dockerfile:1: cannot get base image nothere:1");
+        _engine.Containers.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Tag_tags_the_image_of_the_step_before_it()
+    {
+        var (r, output) = await BuildAsync("FROM busybox\nENV A=1\nTAG mid:one mid:two\nENV B=2\n");
+        var mid = _engine.Tags["mid:one"];
+        _engine.Tags["mid:two"].ShouldBe(mid);
+        ConfigOf(mid).Env.ShouldBe(["PATH=/bin", "A=1"]);
+        r.ImageId.ShouldNotBe(mid);
+        r.TaggedImages.Select(t => t.Reference).ShouldBe(["mid:one", "mid:two"]);
+        output.ShouldContain("Tagged");
+    }
+
+    [Fact]
+    public async Task Compress_squashes_onto_the_from_image_and_continues_from_the_result()
+    {
+        var squash = new FakeSquash(_engine);
+        var (r, _) = await BuildAsync("FROM busybox\nRUN a\nRUN b\nCOMPRESS\nENV AFTER=1\n", squash: squash);
+        squash.Requests.Single().Base.ShouldBe(_engine.Tags["busybox:latest"]);
+        var squashed = squash.Results.Single();
+        _engine.Images[r.ImageId].Layers.Take(2).ShouldBe(_engine.Images[squashed].Layers);
+        r.Compressions.Single().LayersAfter.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Compress_may_name_an_earlier_tag_or_stage()
+    {
+        var squash = new FakeSquash(_engine);
+        await BuildAsync("FROM busybox AS base\nRUN a\nFROM base\nRUN b\nTAG here\nRUN c\nCOMPRESS here\nCOMPRESS base\n", squash: squash);
+        squash.Requests[0].Base.ShouldBe(_engine.Tags["here"]);
+        squash.Requests[1].Base.ShouldNotBe(_engine.Tags["busybox:latest"]);
+    }
+
+    [Fact]
+    public async Task Without_a_squash_engine_compress_is_a_clear_error()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nRUN a\nCOMPRESS\n"));
+        e.Message.ShouldContain("Dockerfile:3: COMPRESS needs the squash engine");
+    }
+
+    [Fact]
+    public async Task Target_builds_only_the_stages_it_needs()
+    {
+        var (_, output) = await BuildAsync("FROM busybox AS a\nRUN echo a\nFROM busybox AS unused\nRUN echo unused\nFROM a AS t\nCOPY --from=a /tmp /y\nFROM t\nRUN echo after\n",
+            new BuildOptions(_dir, Target: "t"));
+        output.ShouldNotContain("echo unused");
+        output.ShouldNotContain("echo after");
+        output.ShouldContain("Step 4/4 : COPY --from=a /tmp /y");
+    }
+
+    [Fact]
+    public async Task Copy_resolves_chown_names_in_the_image_and_creates_missing_parents_owned_by_them()
+    {
+        Write("a.txt", "a");
+        await BuildAsync("FROM busybox\nCOPY --chown=user:staff a.txt /new/dir/\n");
+        var upload = _engine.Uploads.Single();
+        upload.Entries.ShouldBe(["new Directory 1000:50", "new/dir Directory 1000:50", "new/dir/a.txt RegularFile 1000:50"]);
+    }
+
+    [Fact]
+    public async Task Copy_of_a_directory_copies_its_contents_after_dockerignore()
+    {
+        Write("d/keep", "k");
+        Write("d/skip.o", "s");
+        Write("d/sub/x", "x");
+        Write(".dockerignore", "**/*.o\n");
+        await BuildAsync("FROM busybox\nCOPY d /tmp/\n");
+        _engine.Uploads.Single().Entries.ShouldBe(["tmp/keep RegularFile 0:0", "tmp/sub Directory 0:0", "tmp/sub/x RegularFile 0:0"]);
+    }
+
+    [Fact]
+    public async Task A_path_or_symlink_leaving_the_context_is_refused()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nCOPY ../outside /x\n"));
+        e.Message.ShouldContain("forbidden path outside the build context");
+        File.CreateSymbolicLink(Path.Combine(_dir, "escape"), "/etc");
+        var e2 = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nCOPY escape/passwd /x\n"));
+        e2.Message.ShouldContain("forbidden path outside the build context");
+    }
+
+    [Fact]
+    public async Task An_identical_rebuild_takes_every_step_from_the_cache_and_a_changed_file_rebuilds_from_its_copy()
+    {
+        var cache = Path.Combine(_dir, ".cache-dir");
+        Write(".dockerignore", ".cache-dir\n");
+        Write("a.txt", "a");
+        Write("b.txt", "b");
+        var dockerfile = "FROM busybox\nRUN one\nCOPY a.txt /a\nRUN two\nCOPY b.txt /b\nRUN three\n";
+        var options = new BuildOptions(_dir, CacheDirectory: cache);
+        var (first, _) = await BuildAsync(dockerfile, options);
+        first.CachedSteps.ShouldBe(0);
+        var created = _engine.Created.Count;
+
+        var (second, output) = await BuildAsync(dockerfile, options);
+        second.CachedSteps.ShouldBe(5);
+        second.ImageId.ShouldBe(first.ImageId);
+        _engine.Created.Count.ShouldBe(created);
+        output.ShouldContain("Using cache");
+
+        Write("b.txt", "changed");
+        File.SetLastWriteTimeUtc(Path.Combine(_dir, "a.txt"), DateTime.UtcNow.AddDays(-3)); // a time is not content
+        var (third, _) = await BuildAsync(dockerfile, options);
+        third.CachedSteps.ShouldBe(3);
+        third.ImageId.ShouldNotBe(first.ImageId);
+    }
+
+    [Fact]
+    public async Task A_cache_hit_whose_image_is_gone_is_rebuilt()
+    {
+        var cache = Path.Combine(_dir, ".cache-dir");
+        var options = new BuildOptions(_dir, CacheDirectory: cache);
+        var (first, _) = await BuildAsync("FROM busybox\nRUN one\n", options);
+        _engine.Images.TryRemove(first.ImageId, out _);
+        var (second, _) = await BuildAsync("FROM busybox\nRUN one\n", options);
+        second.CachedSteps.ShouldBe(0);
+        _engine.Images.ShouldContainKey(second.ImageId);
+    }
+
+    [Fact]
+    public async Task Onbuild_triggers_of_the_base_run_first_and_are_not_inherited()
+    {
+        var (r, _) = await BuildAsync("FROM busybox AS base\nONBUILD ENV TRIGGERED=yes\nFROM base\nENV AFTER=1\n");
+        var c = ConfigOf(r.ImageId);
+        c.Env.ShouldContain("TRIGGERED=yes");
+        (c.OnBuild ?? []).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Label_flags_go_on_the_final_image_and_iidfile_gets_its_id()
+    {
+        var iid = Path.Combine(_dir, "iid");
+        var (r, _) = await BuildAsync("FROM busybox\nRUN x\n", new BuildOptions(_dir, Labels: new Dictionary<string, string> { ["k"] = "v" }, ImageIdFile: iid, Tags: ["t:1"]));
+        ConfigOf(r.ImageId).Labels["k"].ShouldBe("v");
+        File.ReadAllText(iid).ShouldBe(r.ImageId);
+        _engine.Tags["t:1"].ShouldBe(r.ImageId);
+    }
+
+    private sealed class FakeSquash(FakeEngine engine) : ISquashService
+    {
+        public List<SquashRequest> Requests { get; } = [];
+
+        public List<string> Results { get; } = [];
+
+        public Task<SquashResult> SquashAsync(SquashRequest request, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+        {
+            Requests.Add(request);
+            var image = engine.Images[request.Image];
+            var baseLayers = request.Base is null ? [] : engine.Images[request.Base].Layers;
+            var id = "sha256:" + new string('f', 60) + Results.Count.ToString("x4", System.Globalization.CultureInfo.InvariantCulture);
+            engine.Images[id] = new EngineImage(id, image.Config, [.. baseLayers, "sha256:squashed"], 50);
+            Results.Add(id);
+            return Task.FromResult(new SquashResult(id, "sha256:squashed", image.Layers.Count, baseLayers.Count + 1, 100, 50, 10, [], []));
+        }
+    }
+}

@@ -1,0 +1,150 @@
+using System.Collections.Concurrent;
+using System.Formats.Tar;
+using System.Text;
+using LayerTool.Build.Engine;
+
+namespace LayerTool.Build.Tests;
+
+/// <summary>
+/// An in-memory engine: images are configs with parents, containers remember what was done to them, RUN
+/// commands "exit" with the code <see cref="ExitCodeFor"/> says. Commit keeps exactly the config it is sent.
+/// </summary>
+public sealed class FakeEngine : IDockerEngine
+{
+    private int _next;
+
+    public ConcurrentDictionary<string, EngineImage> Images { get; } = new();
+
+    public ConcurrentDictionary<string, string> Tags { get; } = new();
+
+    public ConcurrentDictionary<string, ContainerSpec> Containers { get; } = new();
+
+    public List<ContainerSpec> Created { get; } = [];
+
+    public List<(string Container, ContainerConfig Config)> Commits { get; } = [];
+
+    public List<(string Container, string Path, List<string> Entries)> Uploads { get; } = [];
+
+    /// <summary>Paths that exist as directories in every container.</summary>
+    public HashSet<string> Directories { get; } = ["/", "/etc", "/home", "/home/user", "/tmp"];
+
+    public string Passwd { get; set; } = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n";
+
+    public string Group { get; set; } = "root:x:0:\nuser:x:1000:\nstaff:x:50:\n";
+
+    public Func<IReadOnlyList<string>, long> ExitCodeFor { get; set; } = _ => 0;
+
+    /// <summary>Called when a container starts (e.g. to cancel mid-RUN).</summary>
+    public Action<string>? OnStart { get; set; }
+
+    public TaskCompletionSource? BlockWait { get; set; }
+
+    public FakeEngine()
+    {
+        AddImage("busybox:latest", new ContainerConfig { Env = ["PATH=/bin"], Cmd = ["sh"] });
+    }
+
+    public string AddImage(string reference, ContainerConfig config, string? id = null)
+    {
+        id ??= NewId();
+        Images[id] = new EngineImage(id, config, ["sha256:layer-" + id[7..15]], 100);
+        Tags[reference] = id;
+        return id;
+    }
+
+    private string NewId() => "sha256:" + Interlocked.Increment(ref _next).ToString("x64", System.Globalization.CultureInfo.InvariantCulture);
+
+    public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken)
+    {
+        if (Tags.TryGetValue(reference, out var id)) reference = id;
+        return Task.FromResult(Images.GetValueOrDefault(reference));
+    }
+
+    public Task PullImageAsync(string reference, IProgress<string>? progress, CancellationToken cancellationToken) =>
+        throw new EngineException($"pulling {reference} failed: pull access denied for {reference}");
+
+    public Task<string> ImportEmptyImageAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(Tags.TryGetValue("scratch-empty", out var id) ? id : AddImage("scratch-empty", new ContainerConfig()));
+
+    public Task<string> CreateContainerAsync(ContainerSpec spec, CancellationToken cancellationToken)
+    {
+        if (!Images.ContainsKey(spec.Image)) throw new EngineException($"no such image {spec.Image}");
+        var id = "c" + Interlocked.Increment(ref _next).ToString("x20", System.Globalization.CultureInfo.InvariantCulture);
+        Containers[id] = spec;
+        lock (Created) Created.Add(spec);
+        return Task.FromResult(id);
+    }
+
+    public Task<Task> AttachAsync(string containerId, Action<ReadOnlyMemory<byte>> onOutput, CancellationToken cancellationToken)
+    {
+        onOutput(Encoding.UTF8.GetBytes("output of " + containerId + "\n"));
+        return Task.FromResult(Task.CompletedTask);
+    }
+
+    public Task StartContainerAsync(string containerId, CancellationToken cancellationToken)
+    {
+        OnStart?.Invoke(containerId);
+        return Task.CompletedTask;
+    }
+
+    public async Task<long> WaitContainerAsync(string containerId, CancellationToken cancellationToken)
+    {
+        if (BlockWait is not null) await BlockWait.Task.WaitAsync(cancellationToken);
+        var c = Containers[containerId].Config;
+        return ExitCodeFor([.. (c.Entrypoint ?? []), .. (c.Cmd ?? [])]);
+    }
+
+    public Task<string> CommitAsync(string containerId, ContainerConfig config, string? author, CancellationToken cancellationToken)
+    {
+        var spec = Containers[containerId];
+        lock (Commits) Commits.Add((containerId, config));
+        var id = NewId();
+        Images[id] = new EngineImage(id, config, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        return Task.FromResult(id);
+    }
+
+    public Task PutArchiveAsync(string containerId, string directory, Stream tar, CancellationToken cancellationToken)
+    {
+        var names = new List<string>();
+        using (var reader = new TarReader(tar, leaveOpen: true))
+        {
+            while (reader.GetNextEntry() is { } e) names.Add($"{e.Name} {e.EntryType} {e.Uid}:{e.Gid}");
+        }
+        lock (Uploads) Uploads.Add((containerId, directory, names));
+        return Task.CompletedTask;
+    }
+
+    public Task<Stream> GetArchiveAsync(string containerId, string path, CancellationToken cancellationToken)
+    {
+        var content = path switch { "/etc/passwd" => Passwd, "/etc/group" => Group, _ => "data of " + path };
+        var ms = new MemoryStream();
+        using (var writer = new TarWriter(ms, leaveOpen: true))
+        {
+            var e = new PaxTarEntry(TarEntryType.RegularFile, Path.GetFileName(path)) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+            writer.WriteEntry(e);
+        }
+        ms.Position = 0;
+        return Task.FromResult<Stream>(ms);
+    }
+
+    public Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken)
+    {
+        if (Directories.Contains(path)) return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 4096, (1u << 31) | 0x1ED, null));
+        if (path is "/etc/passwd" or "/etc/group") return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 10, 0x1A4, null));
+        return Task.FromResult<PathStat?>(null);
+    }
+
+    public Task RemoveContainerAsync(string containerId, CancellationToken cancellationToken)
+    {
+        Containers.TryRemove(containerId, out _);
+        foreach (var (k, v) in Containers)
+            if (v.Name == containerId) Containers.TryRemove(k, out _);
+        return Task.CompletedTask;
+    }
+
+    public Task TagImageAsync(string imageId, string reference, CancellationToken cancellationToken)
+    {
+        Tags[reference] = imageId;
+        return Task.CompletedTask;
+    }
+}
