@@ -130,6 +130,16 @@ public class FsIndexTests
     }
 
     [Fact]
+    public async Task Init_path_overlay_follows_a_hard_link_to_a_sibling()
+    {
+        var image = new TarBuilder().Dir("etc").File("etc/hosts.orig", "orig hosts").HardLink("etc/hosts", "etc/hosts.orig")
+            .File("etc/big", new string('b', 100_000)).Build();
+        var replacements = await InitPathOverlay.CollectFromLayersAsync([DiffHarness.Opener(image)], InitPathOverlay.DefaultPaths, default);
+        replacements.Select(r => r.Entry.Name).ShouldBe(["etc", "etc/hosts"]);
+        System.Text.Encoding.UTF8.GetString(replacements[1].Content).ShouldBe("orig hosts");
+    }
+
+    [Fact]
     public async Task Init_path_overlay_takes_the_images_own_entries()
     {
         var image = new TarBuilder().Dir("etc", mode: 0x1C0).File("etc/hosts", "image hosts").File("etc/os-release", "debian").Dir("proc").Build();
