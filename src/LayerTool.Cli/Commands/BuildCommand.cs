@@ -1,9 +1,10 @@
 using System.CommandLine;
 using LayerTool.Build;
 using LayerTool.Build.Execution;
-using LayerTool.Build.Squash;
 using LayerTool.Docker;
 using LayerTool.Docker.Dind;
+using LayerTool.Docker.Images;
+using LayerTool.Docker.Squash;
 
 namespace LayerTool.Cli.Commands;
 
@@ -137,8 +138,9 @@ internal sealed class BuildCommand : Command
         return Path.Combine(root, "layertool", "build");
     }
 
-    /// <summary>The squash engine behind COMPRESS and --squash; null until the engine adapter is part of this build.</summary>
-    private static ISquashService? CreateSquashService(DockerConnection connection) => connection is null ? null : null;
+    /// <summary>The squash engine behind COMPRESS and --squash; its base indexes are cached next to the build cache.</summary>
+    private static EngineSquashService CreateSquashService(DockerConnection connection, BuildOptions options) =>
+        new(new DockerImageEngine(connection), new EngineSquashSettings(Path.Combine(Path.GetDirectoryName(options.CacheDirectory ?? Path.GetTempPath())!, "index")));
 
     public static Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken) =>
         ExecuteAsync(options, null, context, cancellationToken);
@@ -151,7 +153,7 @@ internal sealed class BuildCommand : Command
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
-            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine), null, o, log).BuildAsync(token);
+            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o), null, o, log).BuildAsync(token);
         BuildResult result;
         if (dind is null)
         {
