@@ -42,19 +42,19 @@ fi
 docker image inspect debian:bookworm >/dev/null 2>&1 || { say "debian:bookworm missing: run scripts/engine.sh up --debian"; exit 1; }
 [ "$(docker info --format '{{.ExperimentalBuild}}')" = true ] || { say "the engine must run with --experimental"; exit 1; }
 
-# The churn: ~450 MB written across 12 layers, much of it replaced or deleted later.
+# The churn: ~330 MB written (~450 MB image) across 12 layers, much of it replaced or deleted later.
 churn_dockerfile() { # BASE
   cat <<DOCKERFILE
 FROM $1
 LABEL $LABEL
-RUN mkdir -p /data && head -c 120000000 /dev/urandom > /data/big1 && head -c 40000000 /dev/urandom > /data/keep
-RUN head -c 120000000 /dev/urandom > /data/big1
+RUN mkdir -p /data && head -c 80000000 /dev/urandom > /data/big1 && head -c 30000000 /dev/urandom > /data/keep
+RUN head -c 80000000 /dev/urandom > /data/big1
 RUN mkdir -p /data/small && cd /data/small && for i in \$(seq 1 4000); do echo "file \$i" > f\$i; done
 RUN rm -rf /usr/share/doc /usr/share/man /usr/share/locale /usr/share/info
 RUN ln /data/keep /data/keep.link1 && ln /data/keep /data/keep.link2
-RUN head -c 60000000 /dev/urandom > /data/tmp && cp /data/tmp /data/tmp2
+RUN head -c 40000000 /dev/urandom > /data/tmp && cp /data/tmp /data/tmp2
 RUN rm -f /data/tmp && for i in \$(seq 1 2000); do rm -f /data/small/f\$i; done
-RUN head -c 30000000 /dev/urandom > /data/big2 && ln /data/big2 /data/big2.link
+RUN head -c 20000000 /dev/urandom > /data/big2 && ln /data/big2 /data/big2.link
 RUN chmod 0600 /data/keep && chown 1000:1000 /data/tmp2
 RUN for i in \$(seq 1 1000); do echo "changed \$i" > /data/small/f\$((i+2000)); done
 RUN rm -f /data/big2 && touch /data/marker
@@ -90,7 +90,8 @@ layertool_squash() { # IMAGE BASE TAG  → prints "seconds maxrss_kb"
 save_load() { docker save "$1" | docker load >/dev/null; }
 
 bench_workload() { # NAME BASE IMAGE
-  local name=$1 base=$2 image=$3 dir=$WORK/$name
+  local name=$1 base=$2 image=$3
+  local dir=$WORK/$name
   mkdir -p "$dir"
   churn_dockerfile "$base" >"$dir/Dockerfile"
   say "[$name] building the workload on $base..."

@@ -2,9 +2,9 @@ using System.CommandLine;
 using LayerTool.Build;
 using LayerTool.Build.Execution;
 using LayerTool.Docker;
-using LayerTool.Docker.Dind;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Dind;
 
 namespace LayerTool.Cli.Commands;
 
@@ -139,8 +139,11 @@ internal sealed class BuildCommand : Command
     }
 
     /// <summary>The squash engine behind COMPRESS and --squash; its base indexes are cached next to the build cache.</summary>
-    private static EngineSquashService CreateSquashService(DockerConnection connection, BuildOptions options) =>
-        new(new DockerImageEngine(connection), new EngineSquashSettings(Path.Combine(Path.GetDirectoryName(options.CacheDirectory ?? Path.GetTempPath())!, "index")));
+    private static EngineSquashService CreateSquashService(DockerConnection connection, string? buildCacheDirectory) =>
+        new EngineSquashService(new DockerImageEngine(connection),
+            new EngineSquashSettings(buildCacheDirectory is null
+                ? Path.Combine(Path.GetTempPath(), "layertool-index")
+                : Path.Combine(Path.GetDirectoryName(buildCacheDirectory) ?? buildCacheDirectory, "index")));
 
     public static Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken) =>
         ExecuteAsync(options, null, context, cancellationToken);
@@ -153,7 +156,7 @@ internal sealed class BuildCommand : Command
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
-            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o), null, o, log).BuildAsync(token);
+            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token);
         BuildResult result;
         if (dind is null)
         {

@@ -12,7 +12,12 @@ namespace LayerTool.Docker.Squash;
 /// <param name="CacheDirectory">Where base indexes are cached (e.g. <c>~/.cache/layertool/index</c>).</param>
 /// <param name="TempDirectory">Where layers and spills go; the system temp directory when null.</param>
 /// <param name="Clock">The time of a non-reproducible squash; the system clock when null.</param>
-public sealed record EngineSquashSettings(string CacheDirectory, string? TempDirectory = null, TimeProvider? Clock = null);
+public sealed record EngineSquashSettings(string CacheDirectory, string? TempDirectory = null, TimeProvider? Clock = null)
+{
+    /// <summary>Ways to read the final image, tried in order (e.g. a local overlay2 fast path); the
+    /// export-based <see cref="ExportImageSource"/> is always tried last.</summary>
+    public IReadOnlyList<IFinalImageSourceFactory> FinalImageSources { get; init; } = [];
+}
 
 /// <summary>
 /// <see cref="ISquashService"/> against an engine. The final image's filesystem is read from an export of
@@ -54,27 +59,31 @@ public sealed class EngineSquashService : ISquashService
         }
         var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
 
-        progress?.Report(new SquashProgress("base", 0, null));
+        progress?.Report(new SquashProgress("read", 0, null));
+        // The final image's config and the base's index are read side by side (the engine streams both).
+        var opening = OpenFinalAsync(final, cancellationToken);
         FsIndex baseIndex = FsIndex.Empty;
         IImage? baseForSquash = null;
-        if (baseImage is not null)
+        try
         {
-            var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
-            baseIndex = index;
-            baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+            if (baseImage is not null)
+            {
+                var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
+                baseIndex = index;
+                baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+            }
+        }
+        catch
+        {
+            await DisposeWhenOpenedAsync(opening).ConfigureAwait(false);
+            throw;
         }
 
-        progress?.Report(new SquashProgress("config", 0, null));
-        using var finalArchive = await OpenSaveAsync(final.Id, cancellationToken).ConfigureAwait(false);
-        var finalSaved = finalArchive.GetImage();
-        var finalLayers = finalSaved.Layers.Select(Opener).ToList();
-        var replacements = await InitPathOverlay.CollectFromLayersAsync(finalLayers, InitPathOverlay.DefaultPaths, cancellationToken).ConfigureAwait(false);
-
-        using var reopen = new LazyFlattenedFinal(finalLayers, _settings.TempDirectory);
+        using var source = await opening.ConfigureAwait(false);
         var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, final.Size)));
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
-            Final = finalSaved,
+            Final = source.Image,
             Base = baseForSquash,
             BaseIndex = baseIndex,
             BaseName = request.Base,
@@ -84,16 +93,7 @@ public sealed class EngineSquashService : ISquashService
             Timestamp = request.Timestamp,
             Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
-            ReopenContent = reopen.ReopenAsync,
-            WriteLayer = (index, output, options, ct) => _engine.ExportImageFilesystemAsync(final.Id, async (stream, ct2) =>
-            {
-                var reader = new LayerTarReader(stream, leaveOpen: true);
-                await using (reader.ConfigureAwait(false))
-                {
-                    var source = new InitPathOverlay(reader, InitPathOverlay.DefaultPaths, replacements);
-                    return await LayerDiff.WriteAsync(index, source, output, options, ct2).ConfigureAwait(false);
-                }
-            }, ct),
+            WriteLayer = (index, output, options, ct) => source.WriteLayerAsync(index, output, options, ct),
         }, bytes, cancellationToken).ConfigureAwait(false);
 
         if (request.OutputPath is not null)
@@ -154,22 +154,8 @@ public sealed class EngineSquashService : ISquashService
         return (index, saved.Config);
     }
 
-    private async Task<ImageArchive> OpenSaveAsync(string imageId, CancellationToken cancellationToken)
-    {
-        var stream = await _engine.SaveImageAsync(imageId, cancellationToken).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            try
-            {
-                return await ImageArchive.OpenAsync(stream, $"docker save {imageId}", new ImageArchiveOptions { TemporaryDirectory = _settings.TempDirectory },
-                    cancellationToken).ConfigureAwait(false);
-            }
-            catch (IOException e)
-            {
-                throw new EngineException($"cannot read the save of image {imageId}: {e.Message}", e);
-            }
-        }
-    }
+    private Task<ImageArchive> OpenSaveAsync(string imageId, CancellationToken cancellationToken) =>
+        EngineImageArchive.OpenAsync(_engine, imageId, _settings.TempDirectory, cancellationToken);
 
     private async Task WriteOutputAsync(SquashRequest request, SquashedImage squashed, EngineImage? baseImage, IReadOnlyList<ImageReference> tags,
         CancellationToken cancellationToken)
@@ -292,33 +278,25 @@ public sealed class EngineSquashService : ISquashService
         }
     }
 
-    /// <summary>Re-reads files of the final image from its layers, flattened into a temp tar on first use
-    /// (only for the rare hard link to a file the export already passed).</summary>
-    private sealed class LazyFlattenedFinal(IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory) : IDisposable
+    private static async Task DisposeWhenOpenedAsync(Task<IFinalImageSource> opening)
     {
-        private string? _path;
-        private ContentReopener? _reopener;
-
-        public async Task<Stream> ReopenAsync(LayerPath path, CancellationToken cancellationToken)
+        try
         {
-            if (_reopener is null)
-            {
-                _path = Path.Combine(tempDirectory ?? Path.GetTempPath(), $"layertool-flat-{Guid.NewGuid():N}.tar");
-                var output = new FileStream(_path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-                await using (output.ConfigureAwait(false))
-                {
-                    await LayerFlattener.FlattenAsync(layers, output, cancellationToken, tempDirectory).ConfigureAwait(false);
-                }
-                var flat = _path;
-                _reopener = ContentReopeners.FromTar(_ => Task.FromResult<Stream>(
-                    new FileStream(flat, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous)), tempDirectory);
-            }
-            return await _reopener(path, cancellationToken).ConfigureAwait(false);
+            (await opening.ConfigureAwait(false)).Dispose();
         }
-
-        public void Dispose()
+#pragma warning disable CA1031 // The first failure is the one reported; this one only must not leak the source.
+        catch (Exception)
+#pragma warning restore CA1031
         {
-            if (_path is not null) File.Delete(_path);
         }
+    }
+
+    private async Task<IFinalImageSource> OpenFinalAsync(EngineImage final, CancellationToken cancellationToken)
+    {
+        foreach (var factory in _settings.FinalImageSources)
+        {
+            if (await factory.TryOpenAsync(final, cancellationToken).ConfigureAwait(false) is { } source) return source;
+        }
+        return await ExportImageSource.OpenAsync(_engine, final, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,0 +1,106 @@
+using LayerTool.Build;
+using LayerTool.Docker.Images;
+using LayerTool.Image;
+using LayerTool.Image.Formats;
+using LayerTool.Image.Layers;
+
+namespace LayerTool.Docker.Squash;
+
+/// <summary>
+/// The final image through the engine API: the filesystem from <c>docker export</c> of a created, never
+/// started container (one pass, walk order), with the paths the engine's init layer shadows taken from
+/// the image's own layers; the config and those layers from <c>docker save</c>.
+/// </summary>
+public sealed class ExportImageSource : IFinalImageSource
+{
+    private readonly IImageEngine _engine;
+    private readonly EngineImage _image;
+    private readonly ImageArchive _save;
+    private readonly IReadOnlyList<OverlayEntry> _replacements;
+    private readonly IReadOnlyList<Func<CancellationToken, Task<Stream>>> _layers;
+    private readonly string? _tempDirectory;
+    private string? _flattened;
+    private ContentReopener? _reopener;
+
+    private ExportImageSource(IImageEngine engine, EngineImage image, ImageArchive save, IReadOnlyList<OverlayEntry> replacements,
+        IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory)
+    {
+        _engine = engine;
+        _image = image;
+        _save = save;
+        _replacements = replacements;
+        _layers = layers;
+        _tempDirectory = tempDirectory;
+        Image = save.GetImage();
+    }
+
+    public IImage Image { get; }
+
+    public static async Task<ExportImageSource> OpenAsync(IImageEngine engine, EngineImage image, string? tempDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(image);
+        var save = await EngineImageArchive.OpenAsync(engine, image.Id, tempDirectory, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var saved = save.GetImage();
+            if (!saved.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(image.DiffIds, StringComparer.Ordinal))
+                throw new EngineException($"the save of image {image.Id} does not hold the layers the engine reports for it");
+            var layers = saved.Layers.Select(l => (Func<CancellationToken, Task<Stream>>)(ct => Task.FromResult(l.Open(ct)))).ToList();
+            var replacements = await InitPathOverlay.CollectFromLayersAsync(layers, InitPathOverlay.DefaultPaths, cancellationToken).ConfigureAwait(false);
+            return new ExportImageSource(engine, image, save, replacements, layers, tempDirectory);
+        }
+        catch
+        {
+            save.Dispose();
+            throw;
+        }
+    }
+
+    public Task<LayerDiffResult> WriteLayerAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var withReopen = options with { ReopenContent = options.ReopenContent ?? ReopenAsync };
+        return _engine.ExportImageFilesystemAsync(_image.Id, async (stream, ct) =>
+        {
+            var reader = new LayerTarReader(stream, leaveOpen: true);
+            await using (reader.ConfigureAwait(false))
+            {
+                var source = new InitPathOverlay(reader, InitPathOverlay.DefaultPaths, _replacements);
+                return await LayerDiff.WriteAsync(baseIndex, source, output, withReopen, ct).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>Re-reads a file of the image from its layers, flattened into a temp tar on first use (only for
+    /// the rare hard link to a file the export already passed).</summary>
+    private async Task<Stream> ReopenAsync(LayerPath path, CancellationToken cancellationToken)
+    {
+        if (_reopener is null)
+        {
+            var flattened = Path.Combine(_tempDirectory ?? Path.GetTempPath(), $"layertool-flat-{Guid.NewGuid():N}.tar");
+            _flattened = flattened;
+            var output = new FileStream(flattened, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (output.ConfigureAwait(false))
+            {
+                await LayerFlattener.FlattenAsync(_layers, output, cancellationToken, _tempDirectory).ConfigureAwait(false);
+            }
+            _reopener = ContentReopeners.FromTar(_ => Task.FromResult<Stream>(
+                new FileStream(flattened, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous)), _tempDirectory);
+        }
+        return await _reopener(path, cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _save.Dispose();
+        if (_flattened is not null) File.Delete(_flattened);
+    }
+
+    /// <summary>The factory: every image can be read this way.</summary>
+    public sealed class Factory(IImageEngine engine, string? tempDirectory) : IFinalImageSourceFactory
+    {
+        public async Task<IFinalImageSource?> TryOpenAsync(EngineImage image, CancellationToken cancellationToken) =>
+            await OpenAsync(engine, image, tempDirectory, cancellationToken).ConfigureAwait(false);
+    }
+}
