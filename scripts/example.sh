@@ -12,3 +12,15 @@ echo "== layertool parse examples/seed/Dockerfile"
 layertool parse -f examples/seed/Dockerfile
 echo "== layertool lint examples/seed/Dockerfile"
 layertool lint -f examples/seed/Dockerfile
+
+echo "== engine (scripts/engine.sh up --debian)"
+eval "$(scripts/engine.sh up --debian)"
+export DOCKER_HOST
+echo "== layertool build examples/tag-and-compress (TAG sshd:latest mid-build, COMPRESS onto debian:bookworm)"
+layertool build --network none -t tag-and-compress:latest examples/tag-and-compress
+echo "== the TAGged intermediate image and the COMPRESSed result"
+docker image inspect --format '{{.RepoTags}} {{len .RootFS.Layers}} layers' sshd:latest tag-and-compress:latest debian:bookworm
+docker history tag-and-compress:latest
+echo "== layertool build examples/multi-stage"
+layertool build --network none -t multi-stage:latest examples/multi-stage
+docker run --rm --network none multi-stage:latest

@@ -22,7 +22,7 @@ public static class LayerToolApp
             new ParseCommand(context),
             new LintCommand(context, environment),
             new BuildCommand(context, environment),
-            DindCommand.Create(),
+            DindCommand.Create(context),
             new SquashCommand(context, environment),
             new DiffCommand(context),
             new LayersCommand(context),

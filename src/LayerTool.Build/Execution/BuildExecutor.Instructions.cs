@@ -350,6 +350,7 @@ public sealed partial class BuildExecutor
             _log.Line(" ---> Using cache");
             _log.Line($" ---> {BuildLog.ShortId(cached.Id)}");
             state.ImageId = cached.Id;
+            state.Config = cached.Config with { Shell = state.Config.Shell, OnBuild = state.Config.OnBuild };
             _cachedSteps++;
             return state;
         }
@@ -367,6 +368,9 @@ public sealed partial class BuildExecutor
         _log.Line($" ---> Compressed {result.LayersBefore} layers ({result.BytesBefore} bytes) into {result.LayersAfter} ({result.BytesAfter} bytes)");
         _log.Line($" ---> {BuildLog.ShortId(result.ImageId)}");
         state.ImageId = result.ImageId;
+        // The squash records its base in labels: continue from the config the result really has.
+        if (await _engine.InspectImageAsync(result.ImageId, ct).ConfigureAwait(false) is { } squashed)
+            state.Config = squashed.Config with { Shell = state.Config.Shell, OnBuild = state.Config.OnBuild };
         return state;
     }
 

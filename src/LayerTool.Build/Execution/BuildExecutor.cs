@@ -33,6 +33,7 @@ public sealed partial class BuildExecutor
     private readonly BuildOptions _options;
     private readonly BuildLog _log;
     private readonly ConcurrentDictionary<string, byte> _liveContainers = new();
+    private readonly List<Task> _pendingRemovals = [];
     private readonly Dictionary<int, StageState> _finishedStages = [];
     private readonly Dictionary<string, string> _tagged = new(StringComparer.Ordinal);
     private readonly List<TaggedImage> _taggedImages = [];
@@ -433,14 +434,33 @@ public sealed partial class BuildExecutor
         return id;
     }
 
-    private async Task RemoveContainerAsync(string id, CancellationToken ct)
+    /// <summary>
+    /// Removes a step's container in the background (the next step need not wait for the engine to delete
+    /// a layer); the build waits for every removal before it ends, whatever the outcome.
+    /// </summary>
+    private Task RemoveContainerAsync(string id, CancellationToken ct)
     {
-        await _engine.RemoveContainerAsync(id, ct).ConfigureAwait(false);
-        _liveContainers.TryRemove(id, out _);
+        var removal = Task.Run(async () =>
+        {
+            try
+            {
+                await _engine.RemoveContainerAsync(id, ct).ConfigureAwait(false);
+                _liveContainers.TryRemove(id, out _);
+            }
+            catch (EngineException)
+            {
+                // Left in _liveContainers: the final clean-up tries again.
+            }
+        }, CancellationToken.None);
+        lock (_pendingRemovals) _pendingRemovals.Add(removal);
+        return Task.CompletedTask;
     }
 
     private async Task RemoveLeftoversAsync()
     {
+        Task[] pending;
+        lock (_pendingRemovals) pending = [.. _pendingRemovals];
+        await Task.WhenAll(pending).ConfigureAwait(false);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         foreach (var name in _liveContainers.Keys)
         {

@@ -4,6 +4,7 @@ using LayerTool.Build.Execution;
 using LayerTool.Docker;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Dind;
 
 namespace LayerTool.Cli.Commands;
 
@@ -34,8 +35,10 @@ internal sealed class BuildCommand : Command
         Add(LabelOption);
         Add(ProgressOption);
         Add(SquashOption);
+        Add(DindOption);
+        Add(DindImageOption);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "json");
-        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), context, c), ct));
+        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), BindDind(result), context, c), ct));
     }
 
     public Argument<string> ContextArgument { get; } = new("PATH") { Description = "The build context directory." };
@@ -63,6 +66,18 @@ internal sealed class BuildCommand : Command
     public Option<string> ProgressOption { get; } = new("--progress") { Description = "Output: auto, plain or json.", DefaultValueFactory = _ => "auto" };
 
     public Option<bool> SquashOption { get; } = new("--squash") { Description = "Squash the new layers onto the target stage's FROM image at the end (COMPRESS)." };
+
+    public Option<bool> DindOption { get; } = new("--dind") { Description = "Build in a throw-away Docker-in-Docker container and bring the images back." };
+
+    public Option<string?> DindImageOption { get; } = new("--dind-image") { Description = $"The dind image for --dind (default: {DindOptions.DefaultImage}; see `layertool dind build-image`).", HelpName = "IMAGE" };
+
+    /// <summary>The dind container of one invocation, or null for a direct build (nothing runs).</summary>
+    public DindOptions? BindDind(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var image = result.GetValue(DindImageOption);
+        return result.GetValue(DindOption) || image is not null ? new DindOptions(image ?? DindOptions.DefaultImage) : null;
+    }
 
     /// <summary>The options record of one invocation (nothing runs).</summary>
     public BuildOptions Bind(ParseResult result)
@@ -130,14 +145,29 @@ internal sealed class BuildCommand : Command
                 ? Path.Combine(Path.GetTempPath(), "layertool-index")
                 : Path.Combine(Path.GetDirectoryName(buildCacheDirectory) ?? buildCacheDirectory, "index")));
 
-    public static async Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken)
+    public static Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken) =>
+        ExecuteAsync(options, null, context, cancellationToken);
+
+    /// <summary>Builds directly, or with <paramref name="dind"/> in a throw-away dind container.</summary>
+    public static async Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, CliContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
-        var executor = new BuildExecutor(new DockerBuildEngine(connection), CreateSquashService(connection, options.CacheDirectory), null, options, log);
-        var result = await executor.BuildAsync(cancellationToken).ConfigureAwait(false);
+        Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
+            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token);
+        BuildResult result;
+        if (dind is null)
+        {
+            result = await Build(connection, options, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var inDind = await DindBuild.BuildAsync(connection, dind, options, Build, new DindCommand.LineLog(context.Error), cancellationToken).ConfigureAwait(false);
+            result = inDind.Build;
+            await context.Error.WriteLineAsync($"dind: start {inDind.Start.TotalSeconds:0.0}s, images in {inDind.Provide.TotalSeconds:0.0}s, build {inDind.BuildTime.TotalSeconds:0.0}s, images out {inDind.BringBack.TotalSeconds:0.0}s, cleanup {inDind.Cleanup.TotalSeconds:0.0}s").ConfigureAwait(false);
+        }
         if (options.Quiet)
         {
             await context.Out.WriteLineAsync(result.ImageId).ConfigureAwait(false);

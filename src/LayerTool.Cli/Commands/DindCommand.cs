@@ -11,12 +11,20 @@ namespace LayerTool.Cli.Commands;
 /// </summary>
 public sealed class DindCommand
 {
-    public static Command Create() => new DindCommand().Build();
+    private readonly CliContext _cli;
+
+    private DindCommand(CliContext cli) => _cli = cli;
+
+    public static Command Create(CliContext cli)
+    {
+        ArgumentNullException.ThrowIfNull(cli);
+        return new DindCommand(cli).Build();
+    }
 
     /// <summary>Parses a <c>dind build-image</c> command line (after <c>dind build-image</c>) into the library options.</summary>
     public static DindImageOptions ParseBuildImage(string[] args, string currentDirectory)
     {
-        var command = new DindCommand();
+        var command = new DindCommand(CliContext.FromConsole());
         var parse = command.CreateBuildImage().Parse(args);
         return parse.Errors.Count > 0 ? throw new ArgumentException(parse.Errors[0].Message, nameof(args)) : command.BuildImageOptions(parse, currentDirectory);
     }
@@ -24,7 +32,7 @@ public sealed class DindCommand
     /// <summary>Parses a <c>dind run</c> command line (after <c>dind run</c>) into the library options.</summary>
     public static (DindOptions Options, DindJob Job) ParseRun(string[] args)
     {
-        var command = new DindCommand();
+        var command = new DindCommand(CliContext.FromConsole());
         var parse = command.CreateRun().Parse(args);
         return parse.Errors.Count > 0 ? throw new ArgumentException(parse.Errors[0].Message, nameof(args)) : command.RunOptions(parse);
     }
@@ -53,12 +61,13 @@ public sealed class DindCommand
         };
         command.SetAction(async (parse, ct) =>
         {
-            var options = BuildImageOptions(parse, Directory.GetCurrentDirectory());
-            return await RunAsync(async engine =>
+            return await CommandErrors.RunAsync(_cli, async token =>
             {
-                var result = await DindImageBuilder.BuildAsync(engine, options, Log, ct).ConfigureAwait(false);
-                Console.Out.WriteLine(result.ImageId);
-                return 0;
+                var options = BuildImageOptions(parse, _cli.WorkingDirectory);
+                using var engine = await DockerConnection.ConnectAsync(new EngineSettings(), token).ConfigureAwait(false);
+                var result = await DindImageBuilder.BuildAsync(engine, options, new LineLog(_cli.Error), token).ConfigureAwait(false);
+                await _cli.Out.WriteLineAsync(result.ImageId).ConfigureAwait(false);
+                return CommandErrors.Success;
             }, ct).ConfigureAwait(false);
         });
         return command;
@@ -69,7 +78,7 @@ public sealed class DindCommand
     {
         ArgumentNullException.ThrowIfNull(parse);
         var repo = parse.GetValue(RepoOption)?.FullName ?? FindRepository(currentDirectory)
-            ?? throw new EngineException($"no {DindImageBuilder.DockerfileName} in {currentDirectory} or above: run from the LayerTool repository or pass --repo");
+            ?? throw new CliException($"no {DindImageBuilder.DockerfileName} in {currentDirectory} or above: run from the LayerTool repository or pass --repo");
         return new DindImageOptions(repo, parse.GetValue(TagOption) ?? DindOptions.DefaultImage, parse.GetValue(BaseOption),
             parse.GetValue(BinaryOption)?.FullName, parse.GetValue(IfChangedOption));
     }
@@ -100,11 +109,13 @@ public sealed class DindCommand
         command.SetAction(async (parse, ct) =>
         {
             var (options, job) = RunOptions(parse);
-            return await RunAsync(async engine =>
+            return await CommandErrors.RunAsync(_cli, async token =>
             {
-                var result = await DindJobRunner.RunAsync(engine, options, job, Log, ct).ConfigureAwait(false);
-                Log.Report($"dind: start {result.Start.TotalSeconds:0.0}s, provide {result.Provide.TotalSeconds:0.0}s, command {result.Command.TotalSeconds:0.0}s, bring back {result.BringBack.TotalSeconds:0.0}s, cleanup {result.Cleanup.TotalSeconds:0.0}s");
-                return result.ExitCode == 0 ? 0 : 1;
+                var log = new LineLog(_cli.Error);
+                using var engine = await DockerConnection.ConnectAsync(new EngineSettings(), token).ConfigureAwait(false);
+                var result = await DindJobRunner.RunAsync(engine, options, job, log, token).ConfigureAwait(false);
+                log.Report($"dind: start {result.Start.TotalSeconds:0.0}s, provide {result.Provide.TotalSeconds:0.0}s, command {result.Command.TotalSeconds:0.0}s, bring back {result.BringBack.TotalSeconds:0.0}s, cleanup {result.Cleanup.TotalSeconds:0.0}s");
+                return result.ExitCode == 0 ? CommandErrors.Success : CommandErrors.Failure;
             }, ct).ConfigureAwait(false);
         });
         return command;
@@ -128,30 +139,9 @@ public sealed class DindCommand
 
     // ---- shared ------------------------------------------------------------------------------------
 
-    private static readonly LineLog Log = new();
-
-    private static async Task<int> RunAsync(Func<DockerConnection, Task<int>> action, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using var engine = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
-            return await action(engine).ConfigureAwait(false);
-        }
-        catch (EngineException e)
-        {
-            await Console.Error.WriteLineAsync($"layertool: {e.Message}").ConfigureAwait(false);
-            return 1;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await Console.Error.WriteLineAsync("layertool: cancelled").ConfigureAwait(false);
-            return 130;
-        }
-    }
-
     /// <summary>Progress lines on stderr, in order.</summary>
-    private sealed class LineLog : IProgress<string>
+    internal sealed class LineLog(TextWriter writer) : IProgress<string>
     {
-        public void Report(string value) => Console.Error.WriteLine(value);
+        public void Report(string value) => writer.WriteLine(value);
     }
 }

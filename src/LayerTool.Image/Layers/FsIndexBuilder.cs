@@ -30,15 +30,15 @@ public sealed class FsIndexBuilder
         foreach (var n in Walk(_root))
         {
             _nextInode = Math.Max(_nextInode, n.Inode);
+            // Layers applied from here on must count as above every node already there (opaque
+            // directories hide only what lower layers put there).
+            _serial = Math.Max(_serial, n.Serial);
             if (start.LinkedInodes.Contains(n.Inode)) _linkCounts[n.Inode] = _linkCounts.GetValueOrDefault(n.Inode) + 1;
         }
     }
 
     /// <summary>Called for every path a later layer removes or replaces (for wasted-bytes accounting).</summary>
     public Action<RemovedPath>? Removed { get; init; }
-
-    /// <summary>Number of layers applied so far.</summary>
-    public int LayerCount => _serial;
 
     private FsNode NewRoot() =>
         new(new LayerEntry { Path = LayerPath.Root, Type = LayerEntryType.Directory, Mode = 0x1ED }, null, ++_nextInode, 0);

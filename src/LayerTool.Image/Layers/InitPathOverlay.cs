@@ -95,13 +95,14 @@ public sealed class InitPathOverlay : ILayerEntrySource
         var wanted = new HashSet<LayerPath>(paths);
         var contents = new Dictionary<long, byte[]>();
         FilteredSource? current = null;
+        var passed = new HashSet<LayerPath>();
         var builder = new FsIndexBuilder { FileAdded = (node, _, _) => contents[node.Inode] = current!.LastContent };
         foreach (var open in layers)
         {
             var reader = new LayerTarReader(await open(cancellationToken).ConfigureAwait(false));
             await using (reader.ConfigureAwait(false))
             {
-                current = new FilteredSource(reader, wanted);
+                current = new FilteredSource(reader, wanted, passed);
                 await builder.ApplyLayerAsync(current, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -116,11 +117,17 @@ public sealed class InitPathOverlay : ILayerEntrySource
         return result;
     }
 
-    /// <summary>Passes only the entries that matter for the wanted paths, buffering their (small) content.</summary>
-    private sealed class FilteredSource(LayerTarReader inner, HashSet<LayerPath> wanted) : ILayerEntrySource
+    /// <summary>
+    /// Passes only the entries that matter for the wanted paths, buffering their (small) content. Small
+    /// files next to a wanted path are passed too, so that a wanted path hard-linked to a sibling (say
+    /// <c>/etc/hosts</c> to <c>/etc/hosts.orig</c>) still gets its content.
+    /// </summary>
+    private sealed class FilteredSource(LayerTarReader inner, HashSet<LayerPath> wanted, HashSet<LayerPath> passed) : ILayerEntrySource
     {
-            /// <inheritdoc/>
-    public Stream Content { get; private set; } = Stream.Null;
+        private const int SiblingLimit = 64 << 10;
+        private readonly HashSet<LayerPath> _parents = [.. wanted.Select(w => w.Parent)];
+
+        public Stream Content { get; private set; } = Stream.Null;
 
         public async ValueTask<LayerEntry?> ReadNextAsync(CancellationToken cancellationToken)
         {
@@ -132,9 +139,11 @@ public sealed class InitPathOverlay : ILayerEntrySource
                     WhiteoutKind.Opaque => e.Path.Parent,
                     _ => e.Path,
                 };
-                var relevant = wanted.Contains(p) || wanted.Any(w => p.IsAncestorOf(w));
-                if (!relevant) continue;
-                if (e.Type == LayerEntryType.HardLink && !wanted.Contains(e.HardLinkTarget)) continue;
+                var needed = wanted.Contains(p) || wanted.Any(w => p.IsAncestorOf(w));
+                var sibling = !needed && _parents.Contains(p.Parent);
+                if (!needed && !sibling) continue;
+                if (sibling && e.Type == LayerEntryType.RegularFile && e.Size > SiblingLimit) continue;
+                if (e.Type == LayerEntryType.HardLink && !passed.Contains(e.HardLinkTarget)) continue;
                 Content = Stream.Null;
                 LastContent = [];
                 if (e.Type == LayerEntryType.RegularFile && e.Size > 0)
@@ -145,6 +154,7 @@ public sealed class InitPathOverlay : ILayerEntrySource
                     LastContent = ms.ToArray();
                     Content = new MemoryStream(LastContent, writable: false);
                 }
+                if (Whiteouts.Classify(e.Path) == WhiteoutKind.None) passed.Add(e.Path);
                 return e;
             }
             return null;

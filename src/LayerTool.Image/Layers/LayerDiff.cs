@@ -137,10 +137,21 @@ public static class LayerDiff
                         await HardLinkAsync(entry, match, ct).ConfigureAwait(false);
                         break;
                     default:
-                        _final.Put(entry, null);
-                        if (match is null || !entry.SameMetadata(match.Entry))
-                            await EmitAsync(entry, null, ct).ConfigureAwait(false);
-                        break;
+                        {
+                            var node = _final.Put(entry, null);
+                            // Non-directories can be hard-linked too (FIFOs, devices, symlinks): same group rule as files.
+                            var linked = match is not null && !entry.IsDirectory && _base.LinkedInodes.Contains(match.Inode);
+                            if (match is null || !entry.SameMetadata(match.Entry) || (linked && _keptBaseInodes.Contains(match!.Inode)))
+                            {
+                                await EmitAsync(entry, null, ct).ConfigureAwait(false);
+                                _emittedInodes.Add(node.Inode);
+                            }
+                            else if (linked)
+                            {
+                                _keptBaseInodes.Add(match.Inode);
+                            }
+                            break;
+                        }
                 }
                 if (entry.IsDirectory) _dirs.Add(entry);
             }

@@ -191,7 +191,8 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         {
             if (path[i] != (byte)'/') continue;
             var nameLength = path.Length - i - 1;
-            if (nameLength > 100 || nameLength == 0) return false;
+            if (nameLength == 0) continue; // the trailing slash of a directory
+            if (nameLength > 100) return false;
             path.AsSpan(0, i).CopyTo(h.Slice(345, 155));
             path.AsSpan(i + 1).CopyTo(h[..100]);
             return true;

@@ -34,6 +34,20 @@ public class FsIndexTests
     }
 
     [Fact]
+    public async Task Applying_a_layer_to_a_built_index_treats_everything_there_as_lower()
+    {
+        var index = await Merge(
+            new TarBuilder().Dir("d").File("d/a", "1").Build(),
+            new TarBuilder().File("d/b", "2").Build(),
+            new TarBuilder().File("d/c", "3").Build());
+        var opaque = new TarBuilder().Opaque("d").File("d/new", "4").Build();
+        await using var reader = new LayerTarReader(new MemoryStream(opaque));
+        var applied = await index.ApplyLayerAsync(reader, default);
+        Paths(applied).ShouldBe(["d", "d/new"]);
+        Paths(index).ShouldBe(["d", "d/a", "d/b", "d/c"]); // the original is untouched
+    }
+
+    [Fact]
     public async Task Directory_over_directory_updates_attributes_and_keeps_children()
     {
         var index = await Merge(new TarBuilder().Dir("d").File("d/a", "1").Build(), new TarBuilder().Dir("d", mode: 0x1C0, uid: 7).Build());
@@ -113,6 +127,16 @@ public class FsIndexTests
         usage.Select(u => u.WastedBytes).ShouldBe([1000L, 500L, 3L, 0L]);
         usage.Select(u => u.FileBytes).ShouldBe([1001L, 500L, 3L, 0L]);
         usage[0].TarSize.ShouldBe(l1.Length);
+    }
+
+    [Fact]
+    public async Task Init_path_overlay_follows_a_hard_link_to_a_sibling()
+    {
+        var image = new TarBuilder().Dir("etc").File("etc/hosts.orig", "orig hosts").HardLink("etc/hosts", "etc/hosts.orig")
+            .File("etc/big", new string('b', 100_000)).Build();
+        var replacements = await InitPathOverlay.CollectFromLayersAsync([DiffHarness.Opener(image)], InitPathOverlay.DefaultPaths, default);
+        replacements.Select(r => r.Entry.Name).ShouldBe(["etc", "etc/hosts"]);
+        System.Text.Encoding.UTF8.GetString(replacements[1].Content).ShouldBe("orig hosts");
     }
 
     [Fact]

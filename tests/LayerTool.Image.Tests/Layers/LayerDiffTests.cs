@@ -217,6 +217,17 @@ public class LayerDiffTests
     }
 
     [Fact]
+    public async Task Hard_linked_fifos_keep_their_group()
+    {
+        var b = new TarBuilder().Fifo("p").HardLink("q", "p").Build();
+        var split = new TarBuilder().Fifo("q").Build(); // q becomes its own FIFO
+        (await DiffHarness.SquashAsync([b], [b, split])).Names.ShouldBe(["q"]);
+        var grown = new TarBuilder().HardLink("r", "p").Build();
+        (await DiffHarness.SquashAsync([b], [b, grown])).Names.ShouldBe(["p", "q", "r"]);
+        (await DiffHarness.SquashAsync([b], [b])).Entries.ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task Without_a_reopener_the_rare_hard_link_case_fails_clearly()
     {
         var b = Base();

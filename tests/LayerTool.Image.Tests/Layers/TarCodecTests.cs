@@ -60,6 +60,16 @@ public class TarCodecTests
     }
 
     [Fact]
+    public void Long_ascii_names_use_the_ustar_prefix_and_other_names_pax()
+    {
+        var dir = string.Join('/', Enumerable.Repeat(new string('d', 40), 3)); // 122 bytes + '/'
+        var tar = new TarBuilder().Dir(dir).File(dir + "/f", "x").File("é", "y").Build();
+        // dir: header; f: header + data; é: PAX header + records + header + data; end marker.
+        // No PAX header for the long ASCII names: the ustar prefix field took them.
+        tar.Length.ShouldBe(512 + (512 * 2) + (512 * 4) + 1024);
+    }
+
+    [Fact]
     public async Task Xattrs_and_big_values_round_trip_through_pax()
     {
         var entry = new LayerEntry
