@@ -13,6 +13,7 @@ namespace LayerTool.Build.Squash;
 /// <param name="Load">Load the result into the engine (false: only write <see cref="OutputPath"/>).</param>
 /// <param name="OutputPath">Also write the result to this file or directory.</param>
 /// <param name="OutputFormat">"docker" (docker-archive tar) or "oci" (OCI image layout).</param>
+/// <param name="FastPath">Allow the local overlay2 fast path (false: always read through the engine API).</param>
 public sealed record SquashRequest(
     string Image,
     string? Base,
@@ -21,7 +22,8 @@ public sealed record SquashRequest(
     DateTimeOffset? Timestamp = null,
     bool Load = true,
     string? OutputPath = null,
-    string OutputFormat = "docker");
+    string OutputFormat = "docker",
+    bool FastPath = true);
 
 /// <summary>The outcome of a squash.</summary>
 public sealed record SquashResult(
@@ -33,7 +35,8 @@ public sealed record SquashResult(
     long BytesAfter,
     long LayerBytes,
     IReadOnlyList<string> Tags,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings,
+    string? Method = null);
 
 /// <summary>Progress while a squash streams (bytes of the final filesystem read so far).</summary>
 public sealed record SquashProgress(string Phase, long Bytes, long? TotalBytes);

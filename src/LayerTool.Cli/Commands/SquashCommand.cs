@@ -21,6 +21,8 @@ namespace LayerTool.Cli.Commands;
 /// <param name="Timestamp">Reproducible mode: the clamp time (SOURCE_DATE_EPOCH, or the Unix epoch).</param>
 /// <param name="Json">Print the result as JSON.</param>
 /// <param name="CacheDir">Where base-filesystem indexes are cached.</param>
+/// <param name="NoFastPath">Never take the local overlay2 fast path (always read through the engine API).</param>
+/// <param name="Verbose">Say which way the squash went (fast path or API, and why).</param>
 public sealed record SquashOptions(
     string Image,
     string? Onto,
@@ -33,12 +35,15 @@ public sealed record SquashOptions(
     string? BaseInput,
     DateTimeOffset? Timestamp,
     bool Json,
-    string CacheDir)
+    string CacheDir,
+    bool NoFastPath = false,
+    bool Verbose = false)
 {
     public bool Equals(SquashOptions? other) =>
         other is not null && Image == other.Image && Onto == other.Onto && Tags.SequenceEqual(other.Tags) && Message == other.Message
         && Output == other.Output && Format == other.Format && NoLoad == other.NoLoad && Input == other.Input && BaseInput == other.BaseInput
-        && Timestamp == other.Timestamp && Json == other.Json && CacheDir == other.CacheDir;
+        && Timestamp == other.Timestamp && Json == other.Json && CacheDir == other.CacheDir
+        && NoFastPath == other.NoFastPath && Verbose == other.Verbose;
 
     public override int GetHashCode() => HashCode.Combine(Image, Onto, Tags.Count, Output);
 }
@@ -68,6 +73,8 @@ internal sealed class SquashCommand : Command
         Add(BaseInputOption);
         Add(ReproducibleOption);
         Add(JsonOption);
+        Add(NoFastPathOption);
+        Add(VerboseOption);
         Add(CacheDirOption);
         FormatOption.AcceptOnlyFromAmong("docker", "oci");
         Validators.Add(result =>
@@ -128,6 +135,13 @@ internal sealed class SquashCommand : Command
 
     public Option<bool> JsonOption { get; } = new("--json") { Description = "Print the result as JSON." };
 
+    public Option<bool> NoFastPathOption { get; } = new("--no-fast-path")
+    {
+        Description = "Read the images through the engine API even when the engine's overlay2 layer directories are readable here.",
+    };
+
+    public Option<bool> VerboseOption { get; } = new("--verbose") { Description = "Say how the squash read the image (fast path or engine API, and why)." };
+
     public Option<string?> CacheDirOption { get; } = new("--cache-dir")
     {
         Description = "Where base filesystem indexes are cached (default: $XDG_CACHE_HOME or ~/.cache, /layertool/index).",
@@ -163,7 +177,9 @@ internal sealed class SquashCommand : Command
             Resolve(result.GetValue(BaseInputOption)),
             timestamp,
             result.GetValue(JsonOption),
-            Resolve(result.GetValue(CacheDirOption)) ?? EngineAccess.DefaultIndexCache(_environment));
+            Resolve(result.GetValue(CacheDirOption)) ?? EngineAccess.DefaultIndexCache(_environment),
+            result.GetValue(NoFastPathOption),
+            result.GetValue(VerboseOption));
     }
 
     private string? Resolve(string? path) => path is null ? null : Path.GetFullPath(path, _context.WorkingDirectory);
@@ -187,10 +203,13 @@ internal sealed class SquashCommand : Command
             using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
             var service = new EngineSquashService(new DockerImageEngine(connection), new EngineSquashSettings(options.CacheDir));
             result = await service.SquashAsync(new SquashRequest(
-                options.Image, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format),
+                options.Image, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format,
+                FastPath: !options.NoFastPath),
                 progress, cancellationToken).ConfigureAwait(false);
         }
         progress?.Done();
+        if (options.Verbose && result.Method is not null)
+            await context.Error.WriteLineAsync($"layertool: squash read the image through the {result.Method}").ConfigureAwait(false);
 
         foreach (var warning in result.Warnings)
             await context.Error.WriteLineAsync($"layertool: warning: {warning}").ConfigureAwait(false);
@@ -209,6 +228,7 @@ internal sealed class SquashCommand : Command
                 tags = result.Tags,
                 output = options.Output,
                 warnings = result.Warnings,
+                method = result.Method,
             })).ConfigureAwait(false);
         }
         else

@@ -1,6 +1,7 @@
 using LayerTool.Build;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
+using LayerTool.Docker.Overlay2;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
@@ -59,6 +60,18 @@ public sealed class EngineSquashService : ISquashService
         }
         var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
 
+        // --- overlay2 fast path hook (Overlay2/Overlay2Squash.cs) ---
+        string? fastReason = "disabled (--no-fast-path)";
+        var fast = request.FastPath && store == ImageStoreKind.GraphDriver
+            ? Overlay2Squash.TryCreate(final, baseImage, out fastReason)
+            : null;
+        if (request.FastPath && store != ImageStoreKind.GraphDriver) fastReason = "the engine uses the containerd image store";
+        var method = fast is not null ? "fast path (overlay2 layer directories)" : $"engine API (no fast path: {fastReason})";
+        progress?.Report(new SquashProgress(method, 0, null));
+        if (fast is not null)
+            return await FastSquashAsync(fast, request, final, baseImage, store, tags, method, progress, cancellationToken).ConfigureAwait(false);
+        // --- end of the fast path hook ---
+
         progress?.Report(new SquashProgress("read", 0, null));
         // The final image's config and the base's index are read side by side (the engine streams both).
         var opening = OpenFinalAsync(final, cancellationToken);
@@ -68,7 +81,7 @@ public sealed class EngineSquashService : ISquashService
         {
             if (baseImage is not null)
             {
-                var (index, config) = await BaseAsync(baseImage, cancellationToken).ConfigureAwait(false);
+                var (index, config) = await BaseAsync(baseImage, null, cancellationToken).ConfigureAwait(false);
                 baseIndex = index;
                 baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
             }
@@ -121,7 +134,54 @@ public sealed class EngineSquashService : ISquashService
             baseSize + squashed.LayerSize,
             squashed.LayerSize,
             request.Load ? request.Tags : [],
-            squashed.Warnings);
+            squashed.Warnings,
+            method);
+    }
+
+    /// <summary>The squash through the overlay2 fast path: same diff, verification and delivery as below.</summary>
+    private async Task<SquashResult> FastSquashAsync(Overlay2Squash fast, SquashRequest request, EngineImage final, EngineImage? baseImage,
+        ImageStoreKind store, IReadOnlyList<ImageReference> tags, string method, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+    {
+        progress?.Report(new SquashProgress("base", 0, null));
+        FsIndex baseIndex = FsIndex.Empty;
+        IImage? baseForSquash = null;
+        if (baseImage is not null)
+        {
+            var (index, config) = await BaseAsync(baseImage, fast, cancellationToken).ConfigureAwait(false);
+            baseIndex = index;
+            baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+        }
+        var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null)));
+        using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
+        {
+            Final = fast.FinalImage(),
+            Base = baseForSquash,
+            BaseIndex = baseIndex,
+            BaseName = request.Base,
+            BaseDigest = BaseDigest(baseImage),
+            Message = request.Message,
+            CreatedBy = request.Base is null ? "layertool squash --onto scratch" : $"layertool squash --onto {request.Base}",
+            Timestamp = request.Timestamp,
+            Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
+            TempDirectory = _settings.TempDirectory,
+            WriteLayer = fast.WriteLayerAsync,
+        }, bytes, cancellationToken).ConfigureAwait(false);
+
+        if (request.OutputPath is not null)
+        {
+            progress?.Report(new SquashProgress("write", 0, null));
+            await WriteOutputAsync(request, squashed, baseImage, tags, cancellationToken).ConfigureAwait(false);
+        }
+        var imageId = squashed.ImageId.ToString();
+        if (request.Load)
+        {
+            progress?.Report(new SquashProgress("load", 0, null));
+            imageId = await LoadAsync(squashed, baseImage, store, cancellationToken).ConfigureAwait(false);
+            foreach (var tag in request.Tags)
+                await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
+        }
+        return new SquashResult(imageId, squashed.NewLayer?.DiffId.ToString() ?? "", final.DiffIds.Count, squashed.Layers.Count, final.Size,
+            (baseImage?.Size ?? 0) + squashed.LayerSize, squashed.LayerSize, request.Load ? request.Tags : [], squashed.Warnings, method);
     }
 
     private static ImageReference ParseTag(string tag) =>
@@ -143,10 +203,18 @@ public sealed class EngineSquashService : ISquashService
     private static Func<CancellationToken, Task<Stream>> Opener(ILayer layer) => ct => Task.FromResult(layer.Open(ct));
 
     /// <summary>The base's index and config: from the cache, else from a save of the base (its layers merged).</summary>
-    private async Task<(FsIndex Index, ImageConfig Config)> BaseAsync(EngineImage baseImage, CancellationToken cancellationToken)
+    private async Task<(FsIndex Index, ImageConfig Config)> BaseAsync(EngineImage baseImage, Overlay2Squash? fast, CancellationToken cancellationToken)
     {
         if (_cache.TryGet(baseImage.Id) is { } cached && cached.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(baseImage.DiffIds))
             return cached;
+        // Fast path, cold cache: index the base from its own layer directories instead of a save.
+        if (fast is not null && Overlay2Layout.TryResolve(baseImage, out _) is { } baseLayout
+            && Overlay2Squash.TryReadConfig(baseLayout, baseImage.Id, out _) is { } baseConfig)
+        {
+            var fromDisk = await fast.BuildBaseIndexAsync(cancellationToken).ConfigureAwait(false);
+            _cache.TryPut(baseImage.Id, fromDisk, baseConfig);
+            return (fromDisk, baseConfig);
+        }
         using var archive = await OpenSaveAsync(baseImage.Id, cancellationToken).ConfigureAwait(false);
         var saved = archive.GetImage();
         var index = await FsIndex.FromLayersAsync(saved.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);

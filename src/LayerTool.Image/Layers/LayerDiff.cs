@@ -131,7 +131,7 @@ public static class LayerDiff
                 switch (entry.Type)
                 {
                     case LayerEntryType.RegularFile:
-                        await RegularFileAsync(entry, final.Content, match, ct).ConfigureAwait(false);
+                        await RegularFileAsync(entry, final.Content, match, (final as IContentHashHint)?.CurrentContentHash, ct).ConfigureAwait(false);
                         break;
                     case LayerEntryType.HardLink:
                         await HardLinkAsync(entry, match, ct).ConfigureAwait(false);
@@ -161,7 +161,7 @@ public static class LayerDiff
             return new LayerDiffResult(_writer.DiffId, _writer.BytesWritten, _writer.EntryCount, _whiteouts, _final.Build());
         }
 
-        private async Task RegularFileAsync(LayerEntry entry, Stream content, FsNode? match, CancellationToken ct)
+        private async Task RegularFileAsync(LayerEntry entry, Stream content, FsNode? match, byte[]? knownHash, CancellationToken ct)
         {
             var comparable = match is not null
                 && match.Entry.SameMetadata(entry)
@@ -180,6 +180,13 @@ public static class LayerDiff
                 return;
             }
 
+            // Fast-path hook (IContentHashHint): an untouched base file is equal by its known hash, unread.
+            if (knownHash is not null && knownHash.AsSpan().SequenceEqual(match!.Hash))
+            {
+                _final.Put(entry, knownHash);
+                if (_base.LinkedInodes.Contains(match.Inode)) _keptBaseInodes.Add(match.Inode);
+                return;
+            }
             var hash = await _spill.FillAsync(content, entry, ct).ConfigureAwait(false);
             Report(entry.Size);
             var finalNode = _final.Put(entry, hash);

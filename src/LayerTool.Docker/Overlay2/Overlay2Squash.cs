@@ -1,0 +1,154 @@
+using System.Security.Cryptography;
+using LayerTool.Docker.Images;
+using LayerTool.Image;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Squash;
+
+namespace LayerTool.Docker.Overlay2;
+
+/// <summary>
+/// The local overlay2 fast path of a squash (docs/readme/31-fast-path.md): when LayerTool runs next to the
+/// engine (the layer directories are readable here) and the base is an ancestor, the final filesystem is
+/// the base index plus the layer directories above the base, read directly; only the paths those layers
+/// touch are looked at, and only their bytes are read. The result goes through the same
+/// <see cref="LayerDiff"/> and the same verification as the export path.
+/// </summary>
+public sealed class Overlay2Squash
+{
+    private Overlay2Squash(ImageConfig finalConfig, IReadOnlyList<string> upperTopFirst, IReadOnlyList<string> baseTopFirst)
+    {
+        FinalConfig = finalConfig;
+        UpperDirs = upperTopFirst;
+        BaseDirs = baseTopFirst;
+    }
+
+    /// <summary>The final image's exact config (from the engine's image store, digest checked).</summary>
+    public ImageConfig FinalConfig { get; }
+
+    /// <summary>Diff directories of the layers above the base, top first.</summary>
+    public IReadOnlyList<string> UpperDirs { get; }
+
+    /// <summary>The base's diff directories, top first.</summary>
+    public IReadOnlyList<string> BaseDirs { get; }
+
+    /// <summary>Bytes of upper-layer files read by the last <see cref="WriteLayerAsync"/>.</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>The fast path for squashing <paramref name="final"/> onto <paramref name="baseImage"/>
+    /// (null = scratch), or null with the reason it does not apply.</summary>
+    public static Overlay2Squash? TryCreate(EngineImage final, EngineImage? baseImage, out string? reason)
+    {
+        ArgumentNullException.ThrowIfNull(final);
+        if (!Environment.IsPrivilegedProcess)
+        {
+            reason = "not running as root";
+            return null;
+        }
+        var baseIds = baseImage?.DiffIds ?? [];
+        if (baseIds.Count > final.DiffIds.Count || !baseIds.SequenceEqual(final.DiffIds.Take(baseIds.Count), StringComparer.Ordinal))
+        {
+            reason = "the base is not an ancestor of the image (its layers are not a prefix of the image's)";
+            return null;
+        }
+        if (final.DiffIds.Count == 0)
+        {
+            reason = "the image has no layers";
+            return null;
+        }
+        var layout = Overlay2Layout.TryResolve(final, out reason);
+        if (layout is null) return null;
+        if (baseImage is not null && baseIds.Count > 0)
+        {
+            // The base's own chain must be the same directories (same chain IDs → same cache IDs).
+            var baseLayout = Overlay2Layout.TryResolve(baseImage, out reason);
+            if (baseLayout is null) return null;
+            if (!baseLayout.LayerDirs.SequenceEqual(layout.LayerDirs.Take(baseIds.Count), StringComparer.Ordinal))
+            {
+                reason = "the base's layer directories are not the image's lower ones";
+                return null;
+            }
+        }
+        var config = TryReadConfig(layout, final.Id, out reason);
+        if (config is null) return null;
+        if (!config.DiffIds.Select(d => d.ToString()).SequenceEqual(final.DiffIds, StringComparer.Ordinal))
+        {
+            reason = "the stored config's layers differ from the inspect's";
+            return null;
+        }
+        var dirs = layout.LayerDirs;
+        var upper = dirs.Skip(baseIds.Count).Reverse().ToList();
+        var lower = dirs.Take(baseIds.Count).Reverse().ToList();
+        return new Overlay2Squash(config, upper, lower);
+    }
+
+    /// <summary>
+    /// An image's config from the graph-driver image store next to the layers
+    /// (<c>&lt;root&gt;/image/overlay2/imagedb/content/sha256/&lt;id&gt;</c>), checked against its ID.
+    /// </summary>
+    public static ImageConfig? TryReadConfig(Overlay2Layout layout, string imageId, out string? reason)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        reason = null;
+        // .../overlay2/<cache-id>/diff → data root = parent of "overlay2".
+        var storage = Path.GetDirectoryName(Path.GetDirectoryName(layout.LayerDirs[^1]));
+        var root = storage is null ? null : Path.GetDirectoryName(storage);
+        if (root is null || Path.GetFileName(storage) != "overlay2" || !imageId.StartsWith("sha256:", StringComparison.Ordinal))
+        {
+            reason = "cannot locate the engine's image store";
+            return null;
+        }
+        var file = Path.Combine(root, "image", "overlay2", "imagedb", "content", "sha256", imageId["sha256:".Length..]);
+        if (!File.Exists(file))
+        {
+            reason = $"the image's config is not at {file}";
+            return null;
+        }
+        var bytes = File.ReadAllBytes(file);
+        if ("sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)) != imageId)
+        {
+            reason = $"{file} does not hash to the image ID";
+            return null;
+        }
+        return ImageConfig.Parse(bytes, file);
+    }
+
+    /// <summary>The final image as the squash needs it (config; layers described by diffID only).</summary>
+    public IImage FinalImage() => new ComposedImage(FinalConfig, [.. FinalConfig.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+
+    /// <summary>Writes the new layer (a <see cref="SquashLayerWriter"/>).</summary>
+    public async Task<LayerDiffResult> WriteLayerAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        using var source = new Overlay2FinalSource(baseIndex, UpperDirs, BaseDirs, OwnerNames.FromHost());
+        try
+        {
+            return await LayerDiff.WriteAsync(baseIndex, source, output, options with { ReopenContent = Reopen }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            BytesRead = source.BytesRead;
+        }
+    }
+
+    /// <summary>The base's index built from its own layer directories (a cold cache, without a save).</summary>
+    public async Task<FsIndex> BuildBaseIndexAsync(CancellationToken cancellationToken)
+    {
+        using var source = new Overlay2FinalSource(FsIndex.Empty, BaseDirs, [], OwnerNames.FromHost());
+        return await FsIndex.FromFlattenedAsync(source, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Re-reads a final file for LayerDiff's rare hard-link case: the topmost layer that has it.</summary>
+    private Task<Stream> Reopen(LayerPath path, CancellationToken cancellationToken)
+    {
+        foreach (var dir in UpperDirs.Concat(BaseDirs))
+        {
+            var z = NativeFs.Z([.. System.Text.Encoding.UTF8.GetBytes(dir), (byte)'/', .. path.Bytes]);
+            if (NativeFs.Lstat(z) is { } st)
+            {
+                if (!st.IsRegular) break;
+                return Task.FromResult<Stream>(NativeFs.OpenRead(z));
+            }
+        }
+        throw new ImageFormatException($"'{path}' cannot be re-read from the layer directories");
+    }
+}
