@@ -174,8 +174,15 @@ set_dockerd_args() {
 		host_args="$host_args --host=$h"
 	done
 	[ -n "$first_host" ] || die "DIND_HOSTS is empty"
-	# unix sockets first for our own readiness probe: it needs no client certificates
-	for h in $hosts; do case "$h" in unix://*) first_host=$h; break ;; esac; done
+	# Our readiness probe (and the command we run) use a unix socket: it needs no client certificates.
+	# Listening only on TCP still gets the default socket inside the container.
+	case " $hosts" in
+	*" unix://"*) for h in $hosts; do case "$h" in unix://*) first_host=$h; break ;; esac; done ;;
+	*)
+		first_host=unix:///var/run/docker.sock
+		host_args="$host_args --host=$first_host"
+		;;
+	esac
 
 	extra="--data-root=$data_root"
 	[ -z "$driver" ] || extra="$extra --storage-driver=$driver"

@@ -16,7 +16,7 @@ namespace LayerTool.Docker;
 public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngine
 {
     /// <summary>The image FROM scratch stages start from (an empty filesystem; the API cannot create a container without an image).</summary>
-    public const string EmptyImageReference = "layertool-scratch:empty";
+    public const string EmptyImageReference = "layertool-scratch:zero-layers";
 
     private DockerClient Client => connection.Client;
 
@@ -58,17 +58,59 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         {
             var existing = await InspectImageAsync(EmptyImageReference, cancellationToken).ConfigureAwait(false);
             if (existing is not null) return existing.Id;
-            using var empty = new MemoryStream();
-            using (new TarWriter(empty, leaveOpen: true)) { }
-            empty.Position = 0;
-            var (name, tag) = SplitTag(EmptyImageReference);
-            string? error = null;
-            var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
-            await Client.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = name, Tag = tag }, empty, null, report, cancellationToken).ConfigureAwait(false);
-            if (error is not null) throw new EngineException($"importing an empty image failed: {error}");
+            // A config with no layers at all, loaded as an image: containers can be created from it and
+            // their first commit is the image's only layer, as with docker build's FROM scratch. An engine
+            // that refuses a zero-layer archive gets an imported empty layer instead (one extra empty layer).
+            if (!await TryLoadZeroLayerImageAsync(cancellationToken).ConfigureAwait(false))
+            {
+                using var empty = new MemoryStream();
+                using (new TarWriter(empty, leaveOpen: true)) { }
+                empty.Position = 0;
+                var (name, tag) = SplitTag(EmptyImageReference);
+                string? error = null;
+                var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+                await Client.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = name, Tag = tag }, empty, null, report, cancellationToken).ConfigureAwait(false);
+                if (error is not null) throw new EngineException($"importing an empty image failed: {error}");
+            }
             var created = await InspectImageAsync(EmptyImageReference, cancellationToken).ConfigureAwait(false);
-            return created?.Id ?? throw new EngineException("the empty image is missing after its import");
+            return created?.Id ?? throw new EngineException("the empty image is missing after its creation");
         });
+
+    private async Task<bool> TryLoadZeroLayerImageAsync(CancellationToken cancellationToken)
+    {
+        var architecture = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+        {
+            System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
+            System.Runtime.InteropServices.Architecture.Arm => "arm",
+            _ => "amd64",
+        };
+        var config = System.Text.Encoding.UTF8.GetBytes(
+            "{\"architecture\":\"" + architecture + "\",\"os\":\"linux\",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},\"history\":[]}");
+        var configName = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(config)) + ".json";
+        var manifest = System.Text.Encoding.UTF8.GetBytes(
+            "[{\"Config\":\"" + configName + "\",\"RepoTags\":[\"" + EmptyImageReference + "\"],\"Layers\":[]}]");
+        using var archive = new MemoryStream();
+        using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in new[] { (configName, config), ("manifest.json", manifest) })
+            {
+                var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) };
+                await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        archive.Position = 0;
+        string? error = null;
+        var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+        try
+        {
+            await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException)
+        {
+            return false;
+        }
+        return error is null;
+    }
 
     public Task<string> CreateContainerAsync(LayerTool.Build.Engine.ContainerSpec spec, CancellationToken cancellationToken) =>
         Call("create a build container", async () =>

@@ -467,6 +467,15 @@ public sealed partial class BuildExecutor
             try
             {
                 await _engine.RemoveContainerAsync(name, timeout.Token).ConfigureAwait(false);
+                if (name.StartsWith(ContainerNamePrefix, StringComparison.Ordinal))
+                {
+                    // A create cancelled on our side may still finish in the engine: look again shortly.
+                    for (var i = 0; i < 5; i++)
+                    {
+                        await Task.Delay(200, timeout.Token).ConfigureAwait(false);
+                        await _engine.RemoveContainerAsync(name, timeout.Token).ConfigureAwait(false);
+                    }
+                }
             }
             catch (EngineException)
             {

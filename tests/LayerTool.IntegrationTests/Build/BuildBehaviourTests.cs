@@ -161,8 +161,20 @@ public sealed class BuildBehaviourTests(EngineFixture engine) : IDisposable
         var output = new StringWriter();
         var build = BuildAsync("FROM busybox\nRUN echo started && sleep 60\n", new BuildOptions(_dir, NetworkMode: "none", NoCache: true), output, cts.Token);
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!output.ToString().Contains("started", StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(50);
-        output.ToString().ShouldContain("started");
+        while (!output.ToString().Contains("\nstarted\n", StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        output.ToString().ShouldContain("\nstarted\n");
+        await cts.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(() => build);
+    }
+
+    [Fact]
+    public async Task Cancelling_while_a_container_is_being_created_leaves_no_container()
+    {
+        using var cts = new CancellationTokenSource();
+        var output = new StringWriter();
+        var build = BuildAsync("FROM busybox\nRUN echo started && sleep 60\n", new BuildOptions(_dir, NetworkMode: "none", NoCache: true), output, cts.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!output.ToString().Contains("Step 2/2", StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(5);
         await cts.CancelAsync();
         await Should.ThrowAsync<OperationCanceledException>(() => build);
     }

@@ -35,7 +35,7 @@ public sealed class ConformanceTests(EngineFixture engine)
         var oursTag = $"layertool-conformance/ours:{name}";
         try
         {
-            var docker = await EngineFixture.RunAsync("docker", ["build", "-q", "--network", "none", "-t", dockerTag, .. flags, dir], dir, CancellationToken.None, null,
+            var docker = await EngineFixture.RunAsync("docker", ["build", "-q", "--force-rm", "--network", "none", "-t", dockerTag, .. flags, dir], dir, CancellationToken.None, null,
                 new Dictionary<string, string> { ["DOCKER_HOST"] = engine.DockerHost, ["DOCKER_BUILDKIT"] = "0" });
             docker.ExitCode.ShouldBe(0, $"docker build failed:\n{docker.StdErr}");
 
@@ -52,6 +52,7 @@ public sealed class ConformanceTests(EngineFixture engine)
             var actual = await ImageSnapshot.TakeAsync(engine, oursTag);
             foreach (var field in ImageSnapshot.ConfigFields)
                 actual.Config[field].ShouldBe(expected.Config[field], $"config field {field} differs");
+            actual.LayerCount.ShouldBe(expected.LayerCount, "the images have different numbers of layers");
             var missing = expected.Files.Except(actual.Files).ToList();
             var extra = actual.Files.Except(expected.Files).ToList();
             (missing.Count + extra.Count).ShouldBe(0,
