@@ -39,7 +39,7 @@ public sealed record ImageSnapshot(IReadOnlyDictionary<string, string> Config, I
         }
         finally
         {
-            await engine.DockerAsync(["rm", "-f", container]);
+            await engine.DockerAsync(["rm", "-f", "-v", container]);
         }
     }
 

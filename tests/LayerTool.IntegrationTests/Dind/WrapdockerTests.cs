@@ -13,7 +13,7 @@ public sealed class WrapdockerTests(DindFixture dind) : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var c in _containers) await dind.DockerAsync(["rm", "-f", c]);
+        foreach (var c in _containers) await dind.DockerAsync(["rm", "-f", "-v", c]);
         await dind.DockerAsync(["volume", "rm", "-f", _volume]);
     }
 
