@@ -49,9 +49,6 @@ public sealed class FileLayer : ILayer
 
     public Digest DiffId { get; }
 
-    /// <summary>The layer tar's size in bytes (the file's length).</summary>
-    public long Size => new FileInfo(_path).Length;
-
     /// <summary>Null: the file's size is read when needed, and the blob is the tar itself.</summary>
     public Descriptor? Descriptor => null;
 

@@ -1,4 +1,3 @@
-using System.IO.Pipelines;
 using LayerTool.Build;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
@@ -270,7 +269,7 @@ public sealed class EngineSquashService : ISquashService
         {
             try
             {
-                var id = await StreamArchiveAsync(squashed, new ImageWriteOptions
+                var id = await LoadArchiveAsync(squashed, new ImageWriteOptions
                 {
                     Format = ImageArchiveFormat.DockerArchive,
                     OmitLayers = squashed.BaseLayerCount,
@@ -321,64 +320,6 @@ public sealed class EngineSquashService : ISquashService
         {
             baseArchive?.Dispose();
         }
-    }
-
-    /// <summary>
-    /// Writes a docker-archive straight into the engine's load request (a pipe: this side writes, the engine
-    /// client reads; no temporary archive) and returns the image ID if the engine now has <paramref name="lookup"/>
-    /// with exactly the <paramref name="expected"/> layers (else null). The archive's layers must be file layers.
-    /// If writing fails, the request body fails with that error (the engine sees an aborted upload, not a
-    /// short archive) and the error is thrown.
-    /// </summary>
-    private async Task<string?> StreamArchiveAsync(IImage image, ImageWriteOptions options, string lookup, IReadOnlyList<string> expected,
-        CancellationToken cancellationToken)
-    {
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 << 20, resumeWriterThreshold: 2 << 20, useSynchronizationContext: false));
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var producer = Task.Run(async () =>
-        {
-            try
-            {
-                var body = pipe.Writer.AsStream(leaveOpen: true);
-                await using (body.ConfigureAwait(false))
-                {
-                    await ImageArchiveWriter.WriteStreamingAsync(body, image, options, stop.Token).ConfigureAwait(false);
-                }
-                await pipe.Writer.CompleteAsync().ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
-                throw;
-            }
-        }, CancellationToken.None);
-        try
-        {
-            var request = pipe.Reader.AsStream();
-            await using (request.ConfigureAwait(false))
-            {
-                await _engine.LoadImageAsync(request, stop.Token).ConfigureAwait(false);
-            }
-        }
-        catch
-        {
-            // The load failed or was cancelled: stop the writer (the reader is completed, so it cannot block) and
-            // report the writer's own error when it is the cause.
-            await stop.CancelAsync().ConfigureAwait(false);
-            await pipe.Reader.CompleteAsync().ConfigureAwait(false);
-            try
-            {
-                await producer.ConfigureAwait(false); // a writer error (a bad layer file) propagates as it is: no retry
-            }
-            catch (OperationCanceledException)
-            {
-                // The writer stopped because the load did: the load's failure is the one reported.
-            }
-            throw;
-        }
-        await producer.ConfigureAwait(false);
-        var loaded = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
-        return loaded is not null && loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loaded.Id : null;
     }
 
     /// <summary>Writes an archive to a temp file, loads it, and returns the image ID if the engine now has

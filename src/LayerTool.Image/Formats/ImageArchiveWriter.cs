@@ -153,34 +153,6 @@ public static class ImageArchiveWriter
         }
     }
 
-    /// <summary>
-    /// Writes the archive as a tar straight into <paramref name="output"/> (e.g. a pipe into the body of
-    /// <c>docker load</c>), with no temporary copy and no seeking. Every layer it includes must be a
-    /// <see cref="FileLayer"/> (its size is known before it is written). If writing fails partway, the output
-    /// holds a truncated archive: the caller must make the consumer fail (complete the pipe with the error).
-    /// </summary>
-    public static async Task<ImageWriteResult> WriteStreamingAsync(Stream output, IImage image, ImageWriteOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(image);
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.AsDirectory || options.Format != ImageArchiveFormat.DockerArchive)
-        {
-            throw new ArgumentException("Only a docker-archive tar can be streamed.", nameof(options));
-        }
-
-        Validate(image, options);
-        for (var i = options.OmitLayers; i < image.Layers.Count; i++)
-        {
-            if (image.Layers[i] is not FileLayer)
-            {
-                throw new ArgumentException($"Layer {i + 1} ({image.Layers[i].DiffId}) has no known size: only file layers can be streamed.", nameof(image));
-            }
-        }
-
-        return await WriteAsync(new TarSink(new TarArchiveWriter(output, options.ModificationTime, forwardOnly: true), streaming: true), image, options, cancellationToken).ConfigureAwait(false);
-    }
-
     private static void Validate(IImage image, ImageWriteOptions options)
     {
         _ = new ComposedImage(image.Config, image.Layers);
@@ -252,7 +224,7 @@ public static class ImageArchiveWriter
                     var blob = ProgressStream.Wrap(blobLayer.OpenBlob(cancellationToken), progress);
                     await using (blob.ConfigureAwait(false))
                     {
-                        var (digest, size) = await sink.AddStreamAsync(path, blob, null, cancellationToken).ConfigureAwait(false);
+                        var (digest, size) = await sink.AddStreamAsync(path, blob, cancellationToken).ConfigureAwait(false);
                         Check(what + " stored blob", stored.Digest, digest, stored.Size, size);
                     }
                 }
@@ -278,7 +250,7 @@ public static class ImageArchiveWriter
                 var tar = ProgressStream.Wrap(layer.Open(cancellationToken), progress);
                 await using (tar.ConfigureAwait(false))
                 {
-                    var (digest, size) = await sink.AddStreamAsync(layerPath, tar, (layer as FileLayer)?.Size, cancellationToken).ConfigureAwait(false);
+                    var (digest, size) = await sink.AddStreamAsync(layerPath, tar, cancellationToken).ConfigureAwait(false);
                     Check(what, layer.DiffId, digest, null, size);
                     written = size;
                 }
@@ -375,14 +347,12 @@ public static class ImageArchiveWriter
 
         Task AddFileAsync(string name, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
-        /// <summary>Copies a stream into a member; <c>size</c> is its length when known beforehand (a streaming sink needs it).</summary>
-        Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, long? size, CancellationToken cancellationToken);
+        Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, CancellationToken cancellationToken);
 
         Task FinishAsync(CancellationToken cancellationToken);
     }
 
-    /// <summary>A tar; <paramref name="streaming"/>: the output cannot seek, so member sizes must be known.</summary>
-    private sealed class TarSink(TarArchiveWriter writer, bool streaming = false) : IArchiveSink
+    private sealed class TarSink(TarArchiveWriter writer) : IArchiveSink
     {
         public bool Contains(string name) => writer.Contains(name);
 
@@ -391,12 +361,8 @@ public static class ImageArchiveWriter
         public Task AddFileAsync(string name, ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
             writer.AddFileAsync(name, data, cancellationToken);
 
-        public async Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, long? size, CancellationToken cancellationToken)
-        {
-            if (!streaming) return await writer.AddStreamAsync(name, data, cancellationToken).ConfigureAwait(false);
-            if (size is not { } known) throw new InvalidOperationException($"'{name}' has no known size and the output cannot seek.");
-            return (await writer.AddStreamAsync(name, data, known, cancellationToken).ConfigureAwait(false), known);
-        }
+        public Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, CancellationToken cancellationToken) =>
+            writer.AddStreamAsync(name, data, cancellationToken);
 
         public Task FinishAsync(CancellationToken cancellationToken) => writer.FinishAsync(cancellationToken);
     }
@@ -424,7 +390,7 @@ public static class ImageArchiveWriter
             }
         }
 
-        public async Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, long? size, CancellationToken cancellationToken)
+        public async Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, CancellationToken cancellationToken)
         {
             var stream = Create(name);
             await using (stream.ConfigureAwait(false))

@@ -16,13 +16,9 @@ internal sealed class TarArchiveWriter
     private readonly long _mtime;
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
 
-    /// <param name="output">Where the tar goes.</param>
-    /// <param name="modificationTime">Every member's time.</param>
-    /// <param name="forwardOnly">The output cannot seek (a pipe): only the known-size <see cref="AddStreamAsync(string, Stream, long, CancellationToken)"/> may be used.</param>
-    public TarArchiveWriter(Stream output, DateTimeOffset modificationTime, bool forwardOnly = false)
+    public TarArchiveWriter(Stream output, DateTimeOffset modificationTime)
     {
-        ArgumentNullException.ThrowIfNull(output);
-        if (!forwardOnly && !output.CanSeek)
+        if (!output.CanSeek)
         {
             throw new ArgumentException("The archive is written to a seekable stream.", nameof(output));
         }
@@ -79,40 +75,6 @@ internal sealed class TarArchiveWriter
         WriteHeader(name, '0', size, 0x1a4);
         _output.Position = end;
         return (Digest.FromSha256Hash(hash.GetHashAndReset()), size);
-    }
-
-    /// <summary>
-    /// Streams exactly <paramref name="size"/> bytes of <paramref name="data"/> into a member without seeking
-    /// (the output may be a pipe); returns the sha256 of what was written. Throws if the data is shorter or longer.
-    /// </summary>
-    public async Task<Digest> AddStreamAsync(string name, Stream data, long size, CancellationToken cancellationToken)
-    {
-        Claim(name);
-        WriteHeader(name, '0', size, 0x1a4);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(1 << 17);
-        try
-        {
-            var left = size;
-            while (left > 0)
-            {
-                var n = await data.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), cancellationToken).ConfigureAwait(false);
-                if (n == 0) throw new ImageFormatException($"'{name}' is shorter than its size ({size - left} of {size} bytes)");
-                hash.AppendData(buffer, 0, n);
-                await _output.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                left -= n;
-            }
-            // Read to the end: a verifying source checks its digest there, and more bytes mean a wrong size.
-            if (await data.ReadAsync(buffer.AsMemory(0, 1), cancellationToken).ConfigureAwait(false) != 0)
-                throw new ImageFormatException($"'{name}' is longer than its size ({size} bytes)");
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        await PadAsync(size, cancellationToken).ConfigureAwait(false);
-        return Digest.FromSha256Hash(hash.GetHashAndReset());
     }
 
     /// <summary>Writes the end-of-archive marker (two zero blocks).</summary>
