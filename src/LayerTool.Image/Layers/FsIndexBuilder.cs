@@ -73,7 +73,7 @@ public sealed class FsIndexBuilder
             }
             byte[]? hash = null;
             if (entry.Type == LayerEntryType.RegularFile)
-                hash = await FsIndex.HashAsync(layer.Content, cancellationToken).ConfigureAwait(false);
+                hash = (layer as IContentHashHint)?.CurrentContentHash ?? await FsIndex.HashAsync(layer.Content, cancellationToken).ConfigureAwait(false);
             var node = Put(entry, hash);
             if (entry.Type == LayerEntryType.RegularFile) FileAdded?.Invoke(node, _serial, ordinal);
         }

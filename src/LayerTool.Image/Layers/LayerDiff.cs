@@ -96,7 +96,7 @@ public static class LayerDiff
         {
             _base = baseIndex;
             _options = options;
-            _writer = new LayerTarWriter(output, leaveOpen: true);
+            _writer = new LayerTarWriter(output, leaveOpen: true, recordEntries: true);
             _baseWalk = baseIndex.Nodes().GetEnumerator();
             _spill = new Spill(options.SpillThreshold, options.TempDirectory);
             AdvanceBase();
@@ -158,7 +158,10 @@ public static class LayerDiff
             while (_baseNode is not null) await WhiteoutAsync(_baseNode.Entry.Path, ct).ConfigureAwait(false);
 
             await _writer.FinishAsync(ct).ConfigureAwait(false);
-            return new LayerDiffResult(_writer.DiffId, _writer.BytesWritten, _writer.EntryCount, _whiteouts, _final.Build());
+            return new LayerDiffResult(_writer.DiffId, _writer.BytesWritten, _writer.EntryCount, _whiteouts, _final.Build())
+            {
+                WrittenEntries = _writer.WrittenEntries,
+            };
         }
 
         private async Task RegularFileAsync(LayerEntry entry, Stream content, FsNode? match, byte[]? knownHash, CancellationToken ct)

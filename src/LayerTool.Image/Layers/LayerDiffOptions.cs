@@ -40,4 +40,9 @@ public sealed record LayerDiffOptions
 /// <param name="Entries">Tar entries written (whiteouts included).</param>
 /// <param name="Whiteouts">Whiteouts written.</param>
 /// <param name="FinalIndex">The final filesystem's index, for <see cref="LayerVerifier"/>.</param>
-public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex);
+public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex)
+{
+    /// <summary>Every entry written into the layer, with the hash of the content bytes written (recorded by
+    /// the tar writer), for <see cref="LayerVerifier.VerifyWritten"/>; null when not recorded.</summary>
+    public IReadOnlyList<WrittenLayerEntry>? WrittenEntries { get; init; }
+}

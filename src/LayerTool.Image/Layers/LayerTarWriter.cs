@@ -20,14 +20,24 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly Stream _output;
     private readonly bool _leaveOpen;
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly List<WrittenLayerEntry>? _written;
     private byte[]? _digest;
 
-    public LayerTarWriter(Stream output, bool leaveOpen = false)
+    /// <param name="output">Where the tar goes.</param>
+    /// <param name="leaveOpen">Leave <paramref name="output"/> open when disposed.</param>
+    /// <param name="recordEntries">Record every entry written, with the SHA-256 of the content bytes actually
+    /// written (see <see cref="WrittenEntries"/>), so the layer can be verified without reading it back.</param>
+    public LayerTarWriter(Stream output, bool leaveOpen = false, bool recordEntries = false)
     {
         ArgumentNullException.ThrowIfNull(output);
         _output = output;
         _leaveOpen = leaveOpen;
+        if (recordEntries) _written = [];
     }
+
+    /// <summary>The entries written so far, in order, as they were encoded (mode's permission bits, the size
+    /// written) with their content hash; null unless constructed with <c>recordEntries</c>.</summary>
+    public IReadOnlyList<WrittenLayerEntry>? WrittenEntries => _written;
 
     /// <summary>Bytes written so far (the tar's size once finished).</summary>
     public long BytesWritten { get; private set; }
@@ -50,12 +60,29 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
 
         var headers = BuildHeaders(entry, size);
         await WriteAsync(headers, cancellationToken).ConfigureAwait(false);
+        using var fileHash = _written is not null && entry.Type == LayerEntryType.RegularFile ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
         if (size > 0)
         {
-            await CopyContentAsync(entry, content!, size, cancellationToken).ConfigureAwait(false);
+            await CopyContentAsync(entry, content!, size, fileHash, cancellationToken).ConfigureAwait(false);
             await WriteAsync(Zeros.AsMemory(0, Pad(size)), cancellationToken).ConfigureAwait(false);
         }
+        _written?.Add(new WrittenLayerEntry(Encoded(entry, size), fileHash?.GetHashAndReset()));
         EntryCount++;
+    }
+
+    /// <summary>The entry as its headers carry it (what a reader gets back for the fields verification compares).</summary>
+    private static LayerEntry Encoded(LayerEntry entry, long size)
+    {
+        var device = entry.Type is LayerEntryType.CharacterDevice or LayerEntryType.BlockDevice;
+        var link = entry.Type is LayerEntryType.Symlink or LayerEntryType.HardLink;
+        return entry with
+        {
+            Mode = entry.Mode & 0xFFF,
+            Size = size,
+            LinkTarget = link ? entry.LinkTarget : [],
+            DevMajor = device ? entry.DevMajor : 0,
+            DevMinor = device ? entry.DevMinor : 0,
+        };
     }
 
     private static byte[] BuildHeaders(LayerEntry entry, long size)
@@ -149,7 +176,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         _digest = _sha.GetHashAndReset();
     }
 
-    private async ValueTask CopyContentAsync(LayerEntry entry, Stream content, long size, CancellationToken ct)
+    private async ValueTask CopyContentAsync(LayerEntry entry, Stream content, long size, IncrementalHash? fileHash, CancellationToken ct)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(81920);
         try
@@ -159,6 +186,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
             {
                 var n = await content.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), ct).ConfigureAwait(false);
                 if (n == 0) throw new ImageFormatException($"content of '{entry.Name}' is shorter than its size ({size - left} of {size} bytes)");
+                fileHash?.AppendData(buffer, 0, n);
                 await WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
                 left -= n;
             }

@@ -27,6 +27,21 @@ public static class LayerVerifier
         }
     }
 
+    /// <summary>
+    /// The same check as <see cref="VerifyAsync"/> without reading the layer back: applies the entries the tar
+    /// writer recorded while writing it (each regular file with the SHA-256 of the bytes it wrote) to
+    /// <paramref name="baseIndex"/> and compares the result with <paramref name="expected"/>.
+    /// </summary>
+    /// <returns>The differences (empty when the layer is right), at most <paramref name="limit"/>.</returns>
+    public static async Task<IReadOnlyList<FsDifference>> VerifyWritten(FsIndex baseIndex, IReadOnlyList<WrittenLayerEntry> written,
+        FsIndex expected, CancellationToken cancellationToken, int limit = 100)
+    {
+        ArgumentNullException.ThrowIfNull(baseIndex);
+        ArgumentNullException.ThrowIfNull(written);
+        var actual = await baseIndex.ApplyLayerAsync(new WrittenEntrySource(written), cancellationToken).ConfigureAwait(false);
+        return Compare(expected, actual, limit);
+    }
+
     /// <summary>Compares two filesystems entry by entry; an empty list means equal.</summary>
     public static IReadOnlyList<FsDifference> Compare(FsIndex expected, FsIndex actual, int limit = 100)
     {

@@ -36,6 +36,10 @@ public sealed record SquashSpec
     /// <summary>Reproducible mode: file times after it are clamped to it, and it is the squash's time.</summary>
     public DateTimeOffset? Timestamp { get; init; }
 
+    /// <summary>Verify by reading the written layer back (the slower, independent check) instead of from the
+    /// entries the tar writer recorded while writing it.</summary>
+    public bool VerifyByRereading { get; init; }
+
     /// <summary>The squash's time when not reproducible (an injected clock).</summary>
     public DateTimeOffset Now { get; init; } = DateTimeOffset.UtcNow;
 
@@ -143,11 +147,18 @@ public static class ImageSquasher
                 diff = await spec.WriteLayer(spec.BaseIndex, output, options, cancellationToken).ConfigureAwait(false);
             }
 
-            var verify = new FileStream(layerFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
             IReadOnlyList<FsDifference> differences;
-            await using (verify.ConfigureAwait(false))
+            if (diff.WrittenEntries is { } written && !spec.VerifyByRereading)
             {
-                differences = await LayerVerifier.VerifyAsync(spec.BaseIndex, verify, diff.FinalIndex, cancellationToken).ConfigureAwait(false);
+                differences = await LayerVerifier.VerifyWritten(spec.BaseIndex, written, diff.FinalIndex, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var verify = new FileStream(layerFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+                await using (verify.ConfigureAwait(false))
+                {
+                    differences = await LayerVerifier.VerifyAsync(spec.BaseIndex, verify, diff.FinalIndex, cancellationToken).ConfigureAwait(false);
+                }
             }
             if (differences.Count > 0)
             {

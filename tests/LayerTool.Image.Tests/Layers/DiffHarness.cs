@@ -48,6 +48,18 @@ internal static class DiffHarness
         // ...and base + new layer reproduces it exactly.
         var diffs = await LayerVerifier.VerifyAsync(baseIndex, new MemoryStream(layer), result.FinalIndex, CancellationToken.None);
         diffs.ShouldBeEmpty(string.Join("\n", diffs));
+        // The entries the writer recorded verify the same way, and are what a reader gets back from the layer.
+        result.WrittenEntries.ShouldNotBeNull();
+        var fromRecord = await LayerVerifier.VerifyWritten(baseIndex, result.WrittenEntries, result.FinalIndex, CancellationToken.None);
+        fromRecord.ShouldBeEmpty(string.Join("\n", fromRecord));
+        var reread = await TarBuilder.ReadAllAsync(layer);
+        result.WrittenEntries.Count.ShouldBe(reread.Count);
+        foreach (var (w, (e, content)) in result.WrittenEntries.Zip(reread))
+        {
+            w.Entry.Path.ShouldBe(e.Path);
+            LayerVerifier.Describe(new FsIndexEntry(w.Entry, w.ContentHash, null), new FsIndexEntry(e,
+                e.Type == LayerEntryType.RegularFile ? System.Security.Cryptography.SHA256.HashData(content) : null, null)).ShouldBeNull(e.Name);
+        }
         var entries = await TarBuilder.ReadAllAsync(layer);
         entries.Select(e => e.Entry.Path).Distinct().Count().ShouldBe(entries.Count, "no path twice in a layer");
         return new Outcome(result, layer, entries, baseIndex, result.FinalIndex);
