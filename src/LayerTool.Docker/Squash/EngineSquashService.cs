@@ -93,49 +93,9 @@ public sealed class EngineSquashService : ISquashService
         }
 
         using var source = await opening.ConfigureAwait(false);
-        var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, final.Size)));
-        using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
-        {
-            Final = source.Image,
-            Base = baseForSquash,
-            BaseIndex = baseIndex,
-            BaseName = request.Base,
-            BaseDigest = BaseDigest(baseImage),
-            Message = request.Message,
-            CreatedBy = request.Base is null ? "layertool squash --onto scratch" : $"layertool squash --onto {request.Base}",
-            Timestamp = request.Timestamp,
-            Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
-            TempDirectory = _settings.TempDirectory,
-            WriteLayer = (index, output, options, ct) => source.WriteLayerAsync(index, output, options, ct),
-        }, bytes, cancellationToken).ConfigureAwait(false);
-
-        if (request.OutputPath is not null)
-        {
-            progress?.Report(new SquashProgress("write", 0, null));
-            await WriteOutputAsync(request, squashed, baseImage, tags, cancellationToken).ConfigureAwait(false);
-        }
-
-        var imageId = squashed.ImageId.ToString();
-        if (request.Load)
-        {
-            progress?.Report(new SquashProgress("load", 0, null));
-            imageId = await LoadAsync(squashed, baseImage, store, cancellationToken).ConfigureAwait(false);
-            foreach (var tag in request.Tags)
-                await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
-        }
-
-        var baseSize = baseImage?.Size ?? 0;
-        return new SquashResult(
-            imageId,
-            squashed.NewLayer?.DiffId.ToString() ?? "",
-            final.DiffIds.Count,
-            squashed.Layers.Count,
-            final.Size,
-            baseSize + squashed.LayerSize,
-            squashed.LayerSize,
-            request.Load ? request.Tags : [],
-            squashed.Warnings,
-            method);
+        return await SquashAndDeliverAsync(request, final, baseImage, source.Image,
+            (index, output, options, ct) => source.WriteLayerAsync(index, output, options, ct),
+            baseIndex, baseForSquash, store, tags, method, final.Size, progress, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The squash through the overlay2 fast path: same diff, verification and delivery as below.</summary>
@@ -151,10 +111,22 @@ public sealed class EngineSquashService : ISquashService
             baseIndex = index;
             baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
         }
-        var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null)));
+        return await SquashAndDeliverAsync(request, final, baseImage, fast.FinalImage(), fast.WriteLayerAsync,
+            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What both readers of the final image share: the diff and its verification (ImageSquasher), the
+    /// optional output file, the load and the tags, and the result.
+    /// </summary>
+    private async Task<SquashResult> SquashAndDeliverAsync(SquashRequest request, EngineImage final, EngineImage? baseImage,
+        IImage finalImage, SquashLayerWriter writeLayer, FsIndex baseIndex, IImage? baseForSquash, ImageStoreKind store,
+        IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+    {
+        var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, totalBytes)));
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
-            Final = fast.FinalImage(),
+            Final = finalImage,
             Base = baseForSquash,
             BaseIndex = baseIndex,
             BaseName = request.Base,
@@ -164,7 +136,7 @@ public sealed class EngineSquashService : ISquashService
             Timestamp = request.Timestamp,
             Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
-            WriteLayer = fast.WriteLayerAsync,
+            WriteLayer = writeLayer,
         }, bytes, cancellationToken).ConfigureAwait(false);
 
         if (request.OutputPath is not null)
@@ -172,6 +144,7 @@ public sealed class EngineSquashService : ISquashService
             progress?.Report(new SquashProgress("write", 0, null));
             await WriteOutputAsync(request, squashed, baseImage, tags, cancellationToken).ConfigureAwait(false);
         }
+
         var imageId = squashed.ImageId.ToString();
         if (request.Load)
         {
@@ -180,8 +153,18 @@ public sealed class EngineSquashService : ISquashService
             foreach (var tag in request.Tags)
                 await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
         }
-        return new SquashResult(imageId, squashed.NewLayer?.DiffId.ToString() ?? "", final.DiffIds.Count, squashed.Layers.Count, final.Size,
-            (baseImage?.Size ?? 0) + squashed.LayerSize, squashed.LayerSize, request.Load ? request.Tags : [], squashed.Warnings, method);
+
+        return new SquashResult(
+            imageId,
+            squashed.NewLayer?.DiffId.ToString() ?? "",
+            final.DiffIds.Count,
+            squashed.Layers.Count,
+            final.Size,
+            (baseImage?.Size ?? 0) + squashed.LayerSize,
+            squashed.LayerSize,
+            request.Load ? request.Tags : [],
+            squashed.Warnings,
+            method);
     }
 
     private static ImageReference ParseTag(string tag) =>
