@@ -18,7 +18,7 @@ public sealed class BuildLog(TextWriter writer, ProgressMode mode, bool quiet)
         if (quiet || text.Length == 0) return;
         lock (_gate)
         {
-            if (mode == ProgressMode.Json) writer.WriteLine(JsonSerializer.Serialize(new { stream = text }));
+            if (mode == ProgressMode.Json) writer.WriteLine(JsonObjectLine("stream", text));
             else writer.Write(text);
             writer.Flush();
         }
@@ -26,15 +26,28 @@ public sealed class BuildLog(TextWriter writer, ProgressMode mode, bool quiet)
 
     public void Line(string text) => Write(text + "\n");
 
-    /// <summary>A machine-readable record (JSON mode only), like the API's <c>aux</c> messages.</summary>
-    public void Aux(object value)
+    /// <summary>The built image's ID as a machine-readable record (JSON mode only), like the API's <c>{"aux":{"ID":...}}</c>.</summary>
+    public void AuxId(string imageId)
     {
         if (quiet || mode != ProgressMode.Json) return;
         lock (_gate)
         {
-            writer.WriteLine(JsonSerializer.Serialize(new { aux = value }));
+            writer.WriteLine("{\"aux\":" + JsonObjectLine("ID", imageId) + "}");
             writer.Flush();
         }
+    }
+
+    /// <summary><c>{"name":"value"}</c> with the value escaped as JSON requires.</summary>
+    private static string JsonObjectLine(string name, string value)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString(name, value);
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
     /// <summary>The 12-character form docker prints.</summary>

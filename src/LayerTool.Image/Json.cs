@@ -257,7 +257,7 @@ internal static class Json
         var array = new JsonArray();
         foreach (var item in items)
         {
-            array.Add(JsonValue.Create(item));
+            array.Add((JsonNode?)JsonValue.Create(item));
         }
 
         return array;

@@ -69,14 +69,14 @@ public static class SquashConfig
         var history = new JsonArray();
         foreach (var entry in baseHistory)
         {
-            history.Add(entry?.DeepClone());
+            history.Add((JsonNode?)entry?.DeepClone());
         }
 
         for (var i = shared; i < finalHistory.Count; i++)
         {
             var entry = finalHistory[i]?.DeepClone() as JsonObject ?? [];
             entry["empty_layer"] = true;
-            history.Add(entry);
+            history.Add((JsonNode)entry);
         }
 
         var squash = new JsonObject();
@@ -96,7 +96,7 @@ public static class SquashConfig
             squash["empty_layer"] = true;
         }
 
-        history.Add(squash);
+        history.Add((JsonNode)squash);
 
         var diffIds = (options.Base?.DiffIds ?? []).Select(d => d.ToString()).ToList();
         if (options.NewLayerDiffId is { } newLayer)

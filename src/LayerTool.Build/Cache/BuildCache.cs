@@ -36,7 +36,7 @@ public sealed class BuildCache
         try
         {
             if (File.Exists(file))
-                entries = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file)) ?? entries;
+                entries = JsonSerializer.Deserialize(File.ReadAllText(file), CacheJson.Default.DictionaryStringString) ?? entries;
         }
         catch (JsonException)
         {
@@ -86,7 +86,7 @@ public sealed class BuildCache
             try
             {
                 if (File.Exists(_file))
-                    merged = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(_file)) ?? merged;
+                    merged = JsonSerializer.Deserialize(File.ReadAllText(_file), CacheJson.Default.DictionaryStringString) ?? merged;
             }
             catch (JsonException)
             {
@@ -94,9 +94,13 @@ public sealed class BuildCache
             }
             foreach (var (k, v) in _entries) merged[k] = v;
             var tmp = _file + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
-            File.WriteAllText(tmp, JsonSerializer.Serialize(merged));
+            File.WriteAllText(tmp, JsonSerializer.Serialize(merged, CacheJson.Default.DictionaryStringString));
             File.Move(tmp, _file, overwrite: true);
             _dirty = false;
         }
     }
 }
+
+/// <summary>The index file's JSON, by generated code (no reflection: the tool also runs as Native AOT).</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class CacheJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -59,24 +59,62 @@ public sealed record ContainerConfig
         return this with { Env = list };
     }
 
-    /// <summary>A stable text form of the config, for cache keys.</summary>
-    public string ToCanonicalJson() => JsonSerializer.Serialize(new
+    /// <summary>A stable text form of the config, for cache keys (written field by field: the form must never drift).</summary>
+    public string ToCanonicalJson()
     {
-        User,
-        Env,
-        Cmd,
-        Entrypoint,
-        WorkingDir,
-        ExposedPorts = ExposedPorts.Order(StringComparer.Ordinal).ToList(),
-        Volumes = Volumes.Order(StringComparer.Ordinal).ToList(),
-        Labels = Labels.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new[] { kv.Key, kv.Value }).ToList(),
-        Healthcheck,
-        StopSignal,
-        Shell,
-        OnBuild,
-    }, CanonicalOptions);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString(nameof(User), User);
+            WriteList(json, nameof(Env), Env);
+            WriteList(json, nameof(Cmd), Cmd);
+            WriteList(json, nameof(Entrypoint), Entrypoint);
+            json.WriteString(nameof(WorkingDir), WorkingDir);
+            WriteList(json, nameof(ExposedPorts), ExposedPorts.Order(StringComparer.Ordinal).ToList());
+            WriteList(json, nameof(Volumes), Volumes.Order(StringComparer.Ordinal).ToList());
+            json.WriteStartArray(nameof(Labels));
+            foreach (var (key, value) in Labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                json.WriteStartArray();
+                json.WriteStringValue(key);
+                json.WriteStringValue(value);
+                json.WriteEndArray();
+            }
+            json.WriteEndArray();
+            if (Healthcheck is { } h)
+            {
+                json.WriteStartObject(nameof(Healthcheck));
+                WriteList(json, nameof(h.Test), h.Test);
+                json.WriteNumber(nameof(h.Interval), h.Interval);
+                json.WriteNumber(nameof(h.Timeout), h.Timeout);
+                json.WriteNumber(nameof(h.StartPeriod), h.StartPeriod);
+                json.WriteNumber(nameof(h.Retries), h.Retries);
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteNull(nameof(Healthcheck));
+            }
+            json.WriteString(nameof(StopSignal), StopSignal);
+            WriteList(json, nameof(Shell), Shell);
+            WriteList(json, nameof(OnBuild), OnBuild);
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
 
-    private static readonly JsonSerializerOptions CanonicalOptions = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+    private static void WriteList(Utf8JsonWriter json, string name, IReadOnlyList<string>? items)
+    {
+        if (items is null)
+        {
+            json.WriteNull(name);
+            return;
+        }
+        json.WriteStartArray(name);
+        foreach (var item in items) json.WriteStringValue(item);
+        json.WriteEndArray();
+    }
 }
 
 /// <summary>HEALTHCHECK settings; durations in nanoseconds as Docker stores them (0 = inherit the default).</summary>

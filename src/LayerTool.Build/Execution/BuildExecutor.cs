@@ -119,7 +119,7 @@ public sealed partial class BuildExecutor
         if (unused.Count > 0) _log.Line($"[Warning] One or more build-args [{string.Join(' ', unused)}] were not consumed");
 
         var imageId = last.ImageId!;
-        _log.Aux(new { ID = imageId });
+        _log.AuxId(imageId);
         _log.Line($"Successfully built {BuildLog.ShortId(imageId)}");
         var tags = new List<string>();
         foreach (var tag in _options.Tags ?? [])

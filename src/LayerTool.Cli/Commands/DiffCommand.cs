@@ -70,12 +70,9 @@ internal sealed class DiffCommand : Command
 
         if (options.Json)
         {
-            await context.Out.WriteLineAsync(JsonSerializer.Serialize(changes.Select(c => new
-            {
-                path = "/" + c.Path,
-                kind = c.Kind.ToString().ToLowerInvariant(),
-                detail = c.Detail,
-            }))).ConfigureAwait(false);
+            await context.Out.WriteLineAsync(JsonSerializer.Serialize(
+                changes.Select(c => new ChangeJson("/" + c.Path, c.Kind.ToString().ToLowerInvariant(), c.Detail)).ToList(),
+                CliJson.Default.ListChangeJson)).ConfigureAwait(false);
         }
         else
         {

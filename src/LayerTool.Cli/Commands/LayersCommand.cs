@@ -64,17 +64,9 @@ internal sealed class LayersCommand : Command
 
         if (options.Json)
         {
-            await context.Out.WriteLineAsync(JsonSerializer.Serialize(layers.Select(l => new
-            {
-                index = l.Index,
-                diffId = l.DiffId,
-                size = l.Size,
-                createdBy = l.CreatedBy,
-                files = l.Files,
-                fileBytes = l.FileBytes,
-                wastedFiles = l.WastedFiles,
-                wastedBytes = l.WastedBytes,
-            }))).ConfigureAwait(false);
+            await context.Out.WriteLineAsync(JsonSerializer.Serialize(
+                layers.Select(l => new LayerJson(l.Index, l.DiffId, l.Size, l.CreatedBy, l.Files, l.FileBytes, l.WastedFiles, l.WastedBytes)).ToList(),
+                CliJson.Default.ListLayerJson)).ConfigureAwait(false);
             return CommandErrors.Success;
         }
 

@@ -215,21 +215,19 @@ internal sealed class SquashCommand : Command
             await context.Error.WriteLineAsync($"layertool: warning: {warning}").ConfigureAwait(false);
         if (options.Json)
         {
-            await context.Out.WriteLineAsync(JsonSerializer.Serialize(new
-            {
-                imageId = result.ImageId,
-                layerDiffId = result.LayerDiffId.Length == 0 ? null : result.LayerDiffId,
-                layersBefore = result.LayersBefore,
-                layersAfter = result.LayersAfter,
-                bytesBefore = result.BytesBefore,
-                bytesAfter = result.BytesAfter,
-                layerBytes = result.LayerBytes,
-                bytesReclaimed = Math.Max(0, result.BytesBefore - result.BytesAfter),
-                tags = result.Tags,
-                output = options.Output,
-                warnings = result.Warnings,
-                method = result.Method,
-            })).ConfigureAwait(false);
+            await context.Out.WriteLineAsync(JsonSerializer.Serialize(new SquashJson(
+                result.ImageId,
+                result.LayerDiffId.Length == 0 ? null : result.LayerDiffId,
+                result.LayersBefore,
+                result.LayersAfter,
+                result.BytesBefore,
+                result.BytesAfter,
+                result.LayerBytes,
+                Math.Max(0, result.BytesBefore - result.BytesAfter),
+                result.Tags,
+                options.Output,
+                result.Warnings,
+                result.Method), CliJson.Default.SquashJson)).ConfigureAwait(false);
         }
         else
         {

@@ -12,10 +12,8 @@ namespace LayerTool.Dockerfile.Model;
 /// </summary>
 public static class DockerfileDump
 {
-    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     /// <summary>A JSON string literal for <paramref name="s"/>.</summary>
-    public static string Q(string s) => JsonSerializer.Serialize(s, JsonOptions);
+    public static string Q(string s) => "\"" + JsonEncodedText.Encode(s, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value + "\"";
 
     private static string List(IEnumerable<string> items) => "[" + string.Join(",", items.Select(Q)) + "]";
 

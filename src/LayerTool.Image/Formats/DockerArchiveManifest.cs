@@ -41,7 +41,7 @@ public sealed record DockerArchiveManifest(string Config, IReadOnlyList<string> 
         var array = new JsonArray();
         foreach (var entry in entries)
         {
-            array.Add(new JsonObject
+            array.Add((JsonNode)new JsonObject
             {
                 [nameof(Config)] = entry.Config,
                 [nameof(RepoTags)] = entry.RepoTags.Count == 0 ? null : Json.StringArray(entry.RepoTags),
