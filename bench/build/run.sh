@@ -3,7 +3,7 @@
 # `DOCKER_BUILDKIT=0 docker build`, without cache and fully cached. Prints the times and the ratios
 # (layertool / docker; below 1.0 means layertool is faster) from this one run.
 #
-#   bench/build/run.sh [LAYERTOOL]     LAYERTOOL: the layertool executable (default: built from src/ in Release)
+#   bench/build/run.sh [LAYERTOOL]     LAYERTOOL: the layertool executable (default: scripts/publish.sh's)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -11,16 +11,9 @@ eval "$("$repo/scripts/engine.sh" up)"
 export DOCKER_HOST
 
 lt=${1:-}
-if [ -z "$lt" ]; then
-  # ReadyToRun: a CLI that starts once per build should not spend its time in the JIT.
-  out=$(mktemp -d)
-  if dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -v q -nologo -o "$out" "$repo/src/LayerTool.Cli" >/dev/null 2>&1; then
-    lt="$out/layertool"
-  else
-    dotnet build -c Release -v q -nologo "$repo/src/LayerTool.Cli" >/dev/null
-    lt="$repo/src/LayerTool.Cli/bin/Release/net10.0/layertool"
-  fi
-fi
+# Native AOT (scripts/publish.sh; ReadyToRun when no clang can be had): a CLI that starts once per build
+# should not spend its time in the JIT.
+[ -n "$lt" ] || lt=$("$repo/scripts/publish.sh")
 
 ctx=$(mktemp -d)
 cache=$(mktemp -d)
@@ -39,15 +32,30 @@ steps=$(grep -c . "$ctx/Dockerfile")
 
 now() { date +%s.%N; }
 time_of() { local t0 t1; t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc; }
+# Median of N alternating runs of docker and layertool, so both see the same machine load.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+cold_runs=${COLD_RUNS:-3}
+warm_runs=${WARM_RUNS:-7}
 
 docker rmi -f bench-build/docker bench-build/layertool >/dev/null 2>&1 || true
-d_cold=$(time_of env DOCKER_BUILDKIT=0 docker build --no-cache --network none -t bench-build/docker "$ctx")
-d_warm=$(time_of env DOCKER_BUILDKIT=0 docker build --network none -t bench-build/docker "$ctx")
-l_cold=$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --no-cache --network none -t bench-build/layertool "$ctx")
-# Fill our cache with one cached-mode build, then time a fully cached one.
+d_cold_all=() l_cold_all=() d_warm_all=() l_warm_all=()
+for _ in $(seq 1 "$cold_runs"); do
+  d_cold_all+=("$(time_of env DOCKER_BUILDKIT=0 docker build --no-cache --network none -t bench-build/docker "$ctx")")
+  l_cold_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --no-cache --network none -t bench-build/layertool "$ctx")")
+done
+# Fill both caches with one cached-mode build, then time fully cached ones.
+env DOCKER_BUILDKIT=0 docker build --network none -t bench-build/docker "$ctx" >/dev/null 2>&1
 env XDG_CACHE_HOME="$cache" "$lt" build --network none -t bench-build/layertool "$ctx" >/dev/null 2>&1
-l_warm=$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --network none -t bench-build/layertool "$ctx")
+for _ in $(seq 1 "$warm_runs"); do
+  d_warm_all+=("$(time_of env DOCKER_BUILDKIT=0 docker build --network none -t bench-build/docker "$ctx")")
+  l_warm_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --network none -t bench-build/layertool "$ctx")")
+done
+d_cold=$(printf '%s\n' "${d_cold_all[@]}" | median); l_cold=$(printf '%s\n' "${l_cold_all[@]}" | median)
+d_warm=$(printf '%s\n' "${d_warm_all[@]}" | median); l_warm=$(printf '%s\n' "${l_warm_all[@]}" | median)
 
+kind="Native AOT"; [ -e "$(dirname "$lt")/layertool.dll" ] && kind="JIT (ReadyToRun when published so)"
+printf 'layertool: %s (%s)\n' "$lt" "$kind"
+printf 'medians of %s no-cache and %s cached runs, alternating\n' "$cold_runs" "$warm_runs"
 printf 'steps: %s (busybox; RUN, ENV, COPY)\n' "$steps"
 printf '%-10s %12s %12s %8s\n' case docker layertool ratio
 printf '%-10s %11.2fs %11.2fs %8.2f\n' no-cache "$d_cold" "$l_cold" "$(echo "$l_cold / $d_cold" | bc -l)"
