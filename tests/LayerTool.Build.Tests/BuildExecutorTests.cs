@@ -280,6 +280,49 @@ public sealed class BuildExecutorTests : IDisposable
         _engine.Tags["t:1"].ShouldBe(r.ImageId);
     }
 
+    [Fact]
+    public async Task A_malformed_instruction_fails_before_any_step_with_its_line()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nRUN true\nEXPOSE\n"));
+        e.Message.ShouldBe("Dockerfile:3: EXPOSE requires at least one argument");
+        _engine.Created.ShouldBeEmpty();
+    }
+
+    [Theory]
+    [InlineData("COPY --link a.txt /b", "Dockerfile:2: the --link option requires BuildKit; the classic builder does not support it")]
+    [InlineData("COPY --chmod=755 a.txt /b", "Dockerfile:2: the --chmod option requires BuildKit; the classic builder does not support it")]
+    [InlineData("ADD --checksum=sha256:00 a.txt /b", "Dockerfile:2: the --checksum option requires BuildKit; the classic builder does not support it")]
+    [InlineData("RUN --mount=type=cache,target=/c true", "Dockerfile:2: RUN --mount=type=cache,target=/c needs BuildKit; the classic builder does not support it")]
+    [InlineData("HEALTHCHECK --start-interval=1s CMD true", "Dockerfile:2: unknown flag: --start-interval")]
+    public async Task Flags_only_buildkit_has_are_refused_on_their_line(string instruction, string message)
+    {
+        Write("a.txt", "a");
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync($"FROM busybox\n{instruction}\n"));
+        e.Message.ShouldBe(message);
+    }
+
+    [Fact]
+    public async Task A_base_image_trigger_that_is_not_allowed_fails_on_the_from_line()
+    {
+        _engine.AddImage("triggers:latest", new ContainerConfig { Env = ["PATH=/bin"], Cmd = ["sh"], OnBuild = ["ENV OK=1", "TAG not:allowed"] });
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nENV A=1\nFROM triggers\n"));
+        e.Message.ShouldBe("Dockerfile:3: TAG isn't allowed as an ONBUILD trigger");
+    }
+
+    [Fact]
+    public async Task Volume_in_json_form_keeps_each_string_whole_and_shell_form_splits_after_expansion()
+    {
+        var (r, _) = await BuildAsync("FROM busybox\nENV TWO=\"/b /c\"\nVOLUME [\"/with space\"]\nVOLUME /a $TWO\n");
+        ConfigOf(r.ImageId).Volumes.ShouldBe(["/a", "/b", "/c", "/with space"], ignoreOrder: true);
+    }
+
+    [Fact]
+    public async Task Tag_checks_references_that_come_from_variables_after_expansion()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nARG NAME=Upper:1\nTAG $NAME\n"));
+        e.Message.ShouldStartWith("Dockerfile:3: TAG \"Upper:1\": invalid reference format");
+    }
+
     private sealed class FakeSquash(FakeEngine engine) : ISquashService
     {
         public List<SquashRequest> Requests { get; } = [];

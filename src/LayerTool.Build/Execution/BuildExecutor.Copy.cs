@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using System.Globalization;
 using LayerTool.Build.Cache;
 using LayerTool.Build.Context;
-using LayerTool.Dockerfile.Syntax;
+using LayerTool.Dockerfile.Instructions;
 
 namespace LayerTool.Build.Execution;
 
@@ -19,26 +19,25 @@ public sealed partial class BuildExecutor
 
     private sealed record ImageItem(string Path) : CopyItem;
 
-    private async Task CopyAsync(StageState state, InstructionNode node, bool isAdd, CancellationToken ct)
+    private async Task CopyAsync(StageState state, FileInstruction node, CancellationToken ct)
     {
+        var isAdd = node is AddInstruction;
         var keyword = isAdd ? "ADD" : "COPY";
-        string? from = null, chown = null;
-        foreach (var flag in node.Flags)
+        // Flags only BuildKit has: the classic builder refuses them.
+        if (node.Chmod is not null) throw Fail(node, "the --chmod option requires BuildKit; the classic builder does not support it");
+        if (node.Link) throw Fail(node, "the --link option requires BuildKit; the classic builder does not support it");
+        if (node.Excludes.Count > 0) throw Fail(node, "the --exclude option requires BuildKit; the classic builder does not support it");
+        if (node is CopyInstruction { Parents: true }) throw Fail(node, "the --parents option requires BuildKit; the classic builder does not support it");
+        if (node is AddInstruction add)
         {
-            var eq = flag.Text.IndexOf('=', StringComparison.Ordinal);
-            var name = eq < 0 ? flag.Text : flag.Text[..eq];
-            var value = eq < 0 ? "" : flag.Text[(eq + 1)..];
-            switch (name)
-            {
-                case "--from" when !isAdd: from = Expand(state, value); break;
-                case "--chown": chown = Expand(state, value); break;
-                case "--chmod": throw Fail(node, "the --chmod option requires BuildKit; the classic builder does not support it");
-                default: throw Fail(node, $"unknown flag: {name}");
-            }
+            if (add.Checksum is not null) throw Fail(node, "the --checksum option requires BuildKit; the classic builder does not support it");
+            if (add.KeepGitDir is not null) throw Fail(node, "the --keep-git-dir option requires BuildKit; the classic builder does not support it");
+            if (add.Unpack is not null) throw Fail(node, "the --unpack option requires BuildKit; the classic builder does not support it");
         }
+        var from = node is CopyInstruction { From: { } fromWord } ? Expand(state, fromWord) : null;
+        var chown = node.Chown is null ? null : Expand(state, node.Chown);
         var lookup = Lookup(state);
-        var words = node.Arguments.Select(a => _expander.ExpandWord(a.Text, lookup)).ToList();
-        if (words.Count < 2) throw Fail(node, $"{keyword} requires at least two arguments, but got {words.Count}");
+        var words = node.Sources.Append(node.Destination).Select(w => _expander.ExpandWord(w, lookup)).ToList();
         var destWord = words[^1];
         var workdir = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
         var destIsDir = destWord.EndsWith('/') || destWord.EndsWith("/.", StringComparison.Ordinal) || destWord == ".";
@@ -108,7 +107,7 @@ public sealed partial class BuildExecutor
         }
     }
 
-    private async Task<string> ResolveFromImageAsync(InstructionNode node, StageState state, string from, CancellationToken ct)
+    private async Task<string> ResolveFromImageAsync(Instruction node, StageState state, string from, CancellationToken ct)
     {
         var stage = FindStage(from, state.Stage.Index);
         if (stage is not null && _finishedStages.TryGetValue(stage.Index, out var prior))
@@ -125,7 +124,7 @@ public sealed partial class BuildExecutor
         return image.Id;
     }
 
-    private async Task<UrlItem> DownloadAsync(InstructionNode node, string url, CancellationToken ct)
+    private async Task<UrlItem> DownloadAsync(Instruction node, string url, CancellationToken ct)
     {
         var http = _http ?? SharedHttp.Value;
         var temp = Path.GetTempFileName();
@@ -163,7 +162,7 @@ public sealed partial class BuildExecutor
     }
 
     /// <summary>Puts the items into the container: one tar for files and directories, then one upload per extracted archive.</summary>
-    private async Task CopyIntoAsync(InstructionNode node, string containerId, string? fromImage, List<CopyItem> items, string dest, bool destIsDir,
+    private async Task CopyIntoAsync(Instruction node, string containerId, string? fromImage, List<CopyItem> items, string dest, bool destIsDir,
         string? chown, CancellationToken ct)
     {
         var (uid, gid) = chown is null ? (0, 0) : await ResolveChownAsync(node, containerId, chown, ct).ConfigureAwait(false);
@@ -352,7 +351,7 @@ public sealed partial class BuildExecutor
     }
 
     /// <summary>Resolves <c>user[:group]</c>: numbers as they are, names in the image's /etc/passwd and /etc/group.</summary>
-    private async Task<(int Uid, int Gid)> ResolveChownAsync(InstructionNode node, string containerId, string chown, CancellationToken ct)
+    private async Task<(int Uid, int Gid)> ResolveChownAsync(Instruction node, string containerId, string chown, CancellationToken ct)
     {
         var colon = chown.IndexOf(':', StringComparison.Ordinal);
         var user = colon < 0 ? chown : chown[..colon];
