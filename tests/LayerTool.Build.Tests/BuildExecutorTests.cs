@@ -82,14 +82,32 @@ public sealed class BuildExecutorTests : IDisposable
     }
 
     [Fact]
-    public async Task Build_args_reach_run_through_the_shell_and_never_the_image_env()
+    public async Task Build_args_reach_run_through_the_container_env_and_never_the_image_env()
     {
-        var (r, _) = await BuildAsync("FROM busybox\nARG V=default\nARG W\nRUN echo $V\n",
-            new BuildOptions(_dir, BuildArgs: new Dictionary<string, string> { ["W"] = "from-cli" }));
-        var run = _engine.Created.Single(c => c.Config.Cmd?.Any(x => x.Contains("echo $V", StringComparison.Ordinal)) == true);
-        run.Config.Cmd![^1].ShouldBe("export V='default' W='from-cli'; echo $V");
-        run.Config.Env.ShouldNotContain(e => e.StartsWith("V=", StringComparison.Ordinal));
-        ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin"]);
+        var (r, _) = await BuildAsync("FROM busybox\nARG V=default\nARG W\nENV SHADOW=env\nARG SHADOW=arg\nRUN echo $V\nRUN [\"env\"]\n",
+            new BuildOptions(_dir, BuildArgs: new Dictionary<string, string> { ["W"] = "from-cli", ["http_proxy"] = "http://proxy" }));
+        var shell = _engine.Created.Single(c => c.Config.Cmd?.Contains("echo $V") == true);
+        shell.Config.Cmd.ShouldBe(["/bin/sh", "-c", "echo $V"]);
+        shell.Config.Env.ShouldBe(["PATH=/bin", "SHADOW=env", "V=default", "W=from-cli", "http_proxy=http://proxy"]);
+        var exec = _engine.Created.Single(c => c.Config.Cmd is ["env"]);
+        exec.Config.Env.ShouldBe(shell.Config.Env);
+
+        // Each commit gained the args; each was replaced by an image with the stage's env and docker's history
+        // line (the proxy arg, not declared, is in the environment but not in the line).
+        _engine.Replacements.Select(x => x.CreatedBy).ShouldBe([
+            ["|2", "V=default", "W=from-cli", "/bin/sh", "-c", "echo $V"],
+            ["|2", "V=default", "W=from-cli", "env"],
+        ]);
+        _engine.Replacements.ShouldAllBe(x => x.Env.SequenceEqual(new[] { "PATH=/bin", "SHADOW=env" }));
+        ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin", "SHADOW=env"]);
+    }
+
+    [Fact]
+    public async Task A_run_without_build_args_keeps_its_commit()
+    {
+        await BuildAsync("FROM busybox\nARG UNSET\nRUN true\n");
+        _engine.Replacements.ShouldBeEmpty();
+        _engine.Created.Last().Config.Env.ShouldBe(["PATH=/bin"]);
     }
 
     [Fact]

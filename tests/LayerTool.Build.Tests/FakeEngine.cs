@@ -7,7 +7,8 @@ namespace LayerTool.Build.Tests;
 
 /// <summary>
 /// An in-memory engine: images are configs with parents, containers remember what was done to them, RUN
-/// commands "exit" with the code <see cref="ExitCodeFor"/> says. Commit keeps exactly the config it is sent.
+/// commands "exit" with the code <see cref="ExitCodeFor"/> says. Commit keeps the config it is sent plus, as the engine
+/// does, the container's env keys that config lacks.
 /// </summary>
 public sealed class FakeEngine : IDockerEngine
 {
@@ -98,8 +99,23 @@ public sealed class FakeEngine : IDockerEngine
     {
         var spec = Containers[containerId];
         lock (Commits) Commits.Add((containerId, config));
+        // As the engine does: the container's env keys the commit config lacks are appended.
+        var keys = config.Env.Select(e => e.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+        var merged = config with { Env = [.. config.Env, .. spec.Config.Env.Where(e => !keys.Contains(e.Split('=')[0]))] };
         var id = NewId();
-        Images[id] = new EngineImage(id, config, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        Images[id] = new EngineImage(id, merged, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        return Task.FromResult(id);
+    }
+
+    public List<(string Image, IReadOnlyList<string> Env, IReadOnlyList<string> CreatedBy)> Replacements { get; } = [];
+
+    public Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken)
+    {
+        Replacements.Add((imageId, env, createdBy));
+        var old = Images[imageId];
+        var id = NewId();
+        Images[id] = old with { Id = id, Config = old.Config with { Env = env } };
+        Images.TryRemove(imageId, out _);
         return Task.FromResult(id);
     }
 

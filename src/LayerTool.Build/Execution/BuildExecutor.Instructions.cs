@@ -28,18 +28,20 @@ public sealed partial class BuildExecutor
         }
         else
         {
-            var line = node.Command.Arguments.Count > 0 ? node.Command.Arguments[0] : "";
-            text = line;
-            // Build args reach the command through the shell, never through the container's Env: the
-            // commit endpoint would merge that Env into the image.
-            if (args.Count > 0)
-                line = "export " + string.Join(' ', args.Select(a => a.Key + "=" + ShellQuote(a.Value))) + "; " + line;
-            command = [.. state.Shell, line];
+            text = node.Command.Arguments.Count > 0 ? node.Command.Arguments[0] : "";
+            command = [.. state.Shell, text];
         }
-        var key = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text);
+        // Build args reach the command (either form) through the container's Env, as with docker. The image
+        // must not keep them, and its history shows them as docker's does: `|N K=V ... command`, with the
+        // predefined proxy args left out unless an ARG declares them.
+        var recorded = args.Where(a => state.Args.ContainsKey(a.Key) || !BuiltinArgs.Contains(a.Key))
+            .Select(a => a.Key + "=" + a.Value).Order(StringComparer.Ordinal).ToList();
+        IReadOnlyList<string> createdBy = args.Count == 0 ? command : [$"|{recorded.Count}", .. recorded, .. command];
+        var key = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text, args.Count == 0 ? null : "args-in-env");
         if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
 
         var (containerConfig, commitConfig) = StepConfigs(state.Config, command);
+        containerConfig = containerConfig with { Env = [.. containerConfig.Env, .. args.Select(a => a.Key + "=" + a.Value)] };
         var id = await CreateContainerAsync(state.ImageId, containerConfig, ct).ConfigureAwait(false);
         _log.Line($" ---> Running in {BuildLog.ShortId(id)}");
         try
@@ -60,7 +62,11 @@ public sealed partial class BuildExecutor
                 var shown = isJson ? "[" + string.Join(' ', command) + "]" : string.Join(' ', state.Shell) + " " + text;
                 throw Fail(node, $"The command '{shown}' returned a non-zero code: {exit}");
             }
-            state.ImageId = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
+            var committed = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
+            // The commit merged the container's Env (the build args) into the image: replace it by the
+            // image docker's builder commits, same layers and parent, config exactly commitConfig.
+            if (args.Count > 0) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env, createdBy, ct).ConfigureAwait(false);
+            state.ImageId = committed;
             _cache.Store(key, state.ImageId);
         }
         catch (EngineException e) when (!ct.IsCancellationRequested)
@@ -77,8 +83,6 @@ public sealed partial class BuildExecutor
         }
         _log.Line($" ---> {BuildLog.ShortId(state.ImageId)}");
     }
-
-    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private Task EnvAsync(StageState state, EnvInstruction node, CancellationToken ct)
     {
