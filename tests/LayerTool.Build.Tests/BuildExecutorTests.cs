@@ -341,6 +341,29 @@ public sealed class BuildExecutorTests : IDisposable
         e.Message.ShouldStartWith("Dockerfile:3: TAG \"Upper:1\": invalid reference format");
     }
 
+    [Fact]
+    public async Task Copy_from_a_stage_expands_wildcards_against_the_image_paths_like_go_filepath_match()
+    {
+        _engine.Directories.UnionWith(["/out", "/out/sub", "/out/dir1"]);
+        _engine.Files.UnionWith(["/out/a.txt", "/out/b.txt", "/out/c.md", "/out/sub/d.txt", "/out/dir1/e"]);
+        await BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.txt out/dir? /dst/\n");
+        // `*` does not cross `/` (sub/d.txt is not matched); a matched directory brings its contents.
+        _engine.Uploads.Single().Entries.ShouldBe(["dst Directory 0:0", "dst/a.txt RegularFile 0:0", "dst/b.txt RegularFile 0:0", "dst/e RegularFile 0:0"]);
+    }
+
+    [Fact]
+    public async Task Copy_from_a_stage_with_a_pattern_that_matches_nothing_fails_as_docker()
+    {
+        _engine.Directories.Add("/out");
+        _engine.Files.Add("/out/a");
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.none /x/\n"));
+        e.Message.ShouldBe("Dockerfile:3: COPY failed: no source files were specified");
+        _engine.Containers.ShouldBeEmpty();
+        // One pattern matching nothing is fine when another source gives something.
+        await BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.none /out/a /x/\n");
+        _engine.Uploads.Last().Entries.ShouldContain("x/a RegularFile 0:0");
+    }
+
     private sealed class FakeSquash(FakeEngine engine) : ISquashService
     {
         public List<SquashRequest> Requests { get; } = [];

@@ -130,14 +130,34 @@ public sealed class FakeEngine : IDockerEngine
         return Task.CompletedTask;
     }
 
+    /// <summary>Paths that exist as regular files in every container (besides /etc/passwd and /etc/group).</summary>
+    public HashSet<string> Files { get; } = [];
+
     public Task<Stream> GetArchiveAsync(string containerId, string path, CancellationToken cancellationToken)
     {
         var content = path switch { "/etc/passwd" => Passwd, "/etc/group" => Group, _ => "data of " + path };
         var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, leaveOpen: true))
         {
-            var e = new PaxTarEntry(TarEntryType.RegularFile, Path.GetFileName(path)) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
-            writer.WriteEntry(e);
+            if (Directories.Contains(path))
+            {
+                // As the engine: the directory under its base name, then everything below it.
+                var root = path == "/" ? "/" : Path.GetFileName(path);
+                var under = path == "/" ? "/" : path + "/";
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, root));
+                foreach (var p in Directories.Concat(Files).Where(p => p.StartsWith(under, StringComparison.Ordinal) && p != path).Order(StringComparer.Ordinal))
+                {
+                    var name = (root == "/" ? "/" : root + "/") + p[under.Length..];
+                    writer.WriteEntry(Directories.Contains(p)
+                        ? new PaxTarEntry(TarEntryType.Directory, name)
+                        : new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes("data of " + p)) });
+                }
+            }
+            else
+            {
+                var e = new PaxTarEntry(TarEntryType.RegularFile, Path.GetFileName(path)) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+                writer.WriteEntry(e);
+            }
         }
         ms.Position = 0;
         return Task.FromResult<Stream>(ms);
@@ -146,7 +166,7 @@ public sealed class FakeEngine : IDockerEngine
     public Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken)
     {
         if (Directories.Contains(path)) return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 4096, (1u << 31) | 0x1ED, null));
-        if (path is "/etc/passwd" or "/etc/group") return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 10, 0x1A4, null));
+        if (path is "/etc/passwd" or "/etc/group" || Files.Contains(path)) return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 10, 0x1A4, null));
         return Task.FromResult<PathStat?>(null);
     }
 
