@@ -24,6 +24,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
     private DockerClient Client => connection.Client;
 
     private string? _imageDb;
+    private bool? _graphDriverStore;
 
     public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken) =>
         Call($"inspect image {reference}", async () =>
@@ -392,6 +393,16 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         var info = await Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         return Path.Combine(info.DockerRootDir ?? "", "image", info.Driver ?? "", "imagedb", "content", "sha256");
     }
+
+    public Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken) =>
+        Call("read the engine's info", async () =>
+        {
+            if (_graphDriverStore is { } known) return known;
+            var info = await Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+            // The containerd image store names images by manifest digest and wants layer blobs in a load.
+            _graphDriverStore = Images.DockerImageEngine.StoreKindFrom(info.DriverStatus) == Images.ImageStoreKind.GraphDriver;
+            return _graphDriverStore.Value;
+        });
 
     private static (string Name, string Tag) SplitTag(string reference)
     {

@@ -103,6 +103,17 @@ public sealed class BuildExecutorTests : IDisposable
     }
 
     [Fact]
+    public async Task An_engine_that_cannot_take_the_replacement_gets_build_args_through_the_shell()
+    {
+        _engine.CanReplace = false;
+        var (r, _) = await BuildAsync("FROM busybox\nARG V=\"it's\"\nRUN echo $V\nRUN [\"env\"]\n");
+        _engine.Created.Single(c => c.Config.Cmd?.Count == 3).Config.Cmd![^1].ShouldBe("export V='it'\\''s'; echo $V");
+        _engine.Created.ShouldAllBe(c => c.Config.Env.SequenceEqual(new[] { "PATH=/bin" }));
+        _engine.Replacements.ShouldBeEmpty();
+        ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin"]);
+    }
+
+    [Fact]
     public async Task A_run_without_build_args_keeps_its_commit()
     {
         await BuildAsync("FROM busybox\nARG UNSET\nRUN true\n");

@@ -109,6 +109,11 @@ public sealed class FakeEngine : IDockerEngine
 
     public List<(string Image, IReadOnlyList<string> Env, IReadOnlyList<string> CreatedBy)> Replacements { get; } = [];
 
+    /// <summary>What <see cref="CanReplaceStepConfigAsync"/> answers (false: as an engine with the containerd image store).</summary>
+    public bool CanReplace { get; set; } = true;
+
+    public Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken) => Task.FromResult(CanReplace);
+
     public Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken)
     {
         Replacements.Add((imageId, env, createdBy));

@@ -64,6 +64,12 @@ public interface IDockerEngine
     /// args in its Env, which the image must not keep (Docker's classic builder commits without that merge).
     /// </summary>
     Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when <see cref="ReplaceStepConfigAsync"/> works with this engine (a graph-driver image store, whose
+    /// image IDs are config digests and which loads an archive without the layers it has).
+    /// </summary>
+    Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>An image as the engine describes it.</summary>

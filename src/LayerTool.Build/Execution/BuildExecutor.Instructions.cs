@@ -33,16 +33,37 @@ public sealed partial class BuildExecutor
         }
         // Build args reach the command (either form) through the container's Env, as with docker. The image
         // must not keep them, and its history shows them as docker's does: `|N K=V ... command`, with the
-        // predefined proxy args left out unless an ARG declares them.
+        // predefined proxy args left out unless an ARG declares them. An engine that cannot take the
+        // replacement image (containerd image store) gets them through the shell instead, shell form only.
+        if (args.Count > 0 && !(_argsInEnv ??= await _engine.CanReplaceStepConfigAsync(ct).ConfigureAwait(false)))
+        {
+            var shellKey = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text);
+            if (!isJson) command = [.. state.Shell, "export " + string.Join(' ', args.Select(a => a.Key + "=" + ShellQuote(a.Value))) + "; " + text];
+            await RunContainerAsync(state, node, shellKey, command, [], null, isJson ? null : text, ct).ConfigureAwait(false);
+            return;
+        }
         var recorded = args.Where(a => state.Args.ContainsKey(a.Key) || !BuiltinArgs.Contains(a.Key))
             .Select(a => a.Key + "=" + a.Value).Order(StringComparer.Ordinal).ToList();
-        IReadOnlyList<string> createdBy = args.Count == 0 ? command : [$"|{recorded.Count}", .. recorded, .. command];
+        IReadOnlyList<string> createdBy = [$"|{recorded.Count}", .. recorded, .. command];
         var key = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text, args.Count == 0 ? null : "args-in-env");
-        if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
+        await RunContainerAsync(state, node, key, command, args, args.Count == 0 ? null : createdBy, isJson ? null : text, ct).ConfigureAwait(false);
+    }
 
+    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// Runs a RUN step's container (unless the cache has the step) with <paramref name="envArgs"/> added to its
+    /// Env, commits, and when <paramref name="createdBy"/> is given replaces the commit by the image without
+    /// those args (see <see cref="IDockerEngine.ReplaceStepConfigAsync"/>). <paramref name="shellText"/> is the
+    /// shell-form command as written (null: exec form), for the error message.
+    /// </summary>
+    private async Task RunContainerAsync(StageState state, RunInstruction node, string key, IReadOnlyList<string> command,
+        IReadOnlyList<KeyValuePair<string, string>> envArgs, IReadOnlyList<string>? createdBy, string? shellText, CancellationToken ct)
+    {
+        if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
         var (containerConfig, commitConfig) = StepConfigs(state.Config, command);
-        containerConfig = containerConfig with { Env = [.. containerConfig.Env, .. args.Select(a => a.Key + "=" + a.Value)] };
-        var id = await CreateContainerAsync(state.ImageId, containerConfig, ct).ConfigureAwait(false);
+        containerConfig = containerConfig with { Env = [.. containerConfig.Env, .. envArgs.Select(a => a.Key + "=" + a.Value)] };
+        var id = await CreateContainerAsync(state.ImageId!, containerConfig, ct).ConfigureAwait(false);
         _log.Line($" ---> Running in {BuildLog.ShortId(id)}");
         try
         {
@@ -59,13 +80,13 @@ public sealed partial class BuildExecutor
             await output.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             if (exit != 0)
             {
-                var shown = isJson ? "[" + string.Join(' ', command) + "]" : string.Join(' ', state.Shell) + " " + text;
+                var shown = shellText is null ? "[" + string.Join(' ', command) + "]" : string.Join(' ', state.Shell) + " " + shellText;
                 throw Fail(node, $"The command '{shown}' returned a non-zero code: {exit}");
             }
             var committed = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
             // The commit merged the container's Env (the build args) into the image: replace it by the
             // image docker's builder commits, same layers and parent, config exactly commitConfig.
-            if (args.Count > 0) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env, createdBy, ct).ConfigureAwait(false);
+            if (createdBy is not null) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env, createdBy, ct).ConfigureAwait(false);
             state.ImageId = committed;
             _cache.Store(key, state.ImageId);
         }

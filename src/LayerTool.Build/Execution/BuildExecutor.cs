@@ -54,6 +54,7 @@ public sealed partial class BuildExecutor
     private int _cachedSteps;
     private int _containerCounter;
     private string? _emptyImageId;
+    private bool? _argsInEnv;
 
     /// <param name="engine">The engine to build with.</param>
     /// <param name="squash">The squash engine for COMPRESS and --squash (null: those fail with a clear error).</param>
