@@ -280,12 +280,15 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         {
             ArgumentNullException.ThrowIfNull(env);
             ArgumentNullException.ThrowIfNull(createdBy);
-            var image = await Client.Images.InspectImageAsync(imageId, cancellationToken).ConfigureAwait(false);
+            // The commit endpoint answers with the full ID; anything else is looked up.
+            var id = imageId.StartsWith("sha256:", StringComparison.Ordinal) && imageId.Length == 71
+                ? imageId
+                : (await Client.Images.InspectImageAsync(imageId, cancellationToken).ConfigureAwait(false)).ID;
             var parent = parentId;
-            var raw = await RawConfigsAsync(parent is null ? [image.ID] : [image.ID, parent], cancellationToken).ConfigureAwait(false);
+            var raw = await RawConfigsAsync(parent is null ? [id] : [id, parent], cancellationToken).ConfigureAwait(false);
 
             // The committed config, changed where docker's builder differs: Env, and the command it records.
-            var root = JsonNode.Parse(raw[image.ID])?.AsObject() ?? throw new EngineException($"the config of {imageId} is not a JSON object");
+            var root = JsonNode.Parse(raw[id])?.AsObject() ?? throw new EngineException($"the config of {imageId} is not a JSON object");
             var config = root["config"] as JsonObject ?? throw new EngineException($"the config of {imageId} has no container config");
             config["Env"] = Strings(env);
             if (root["container_config"] is JsonObject containerConfig)
@@ -324,8 +327,8 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
             if (error is not null) throw new EngineException($"loading the step's image failed: {error}");
             var newId = "sha256:" + newHex;
-            if (newId != image.ID)
-                await Client.Images.DeleteImageAsync(image.ID, new ImageDeleteParameters { Force = false, NoPrune = true }, cancellationToken).ConfigureAwait(false);
+            if (newId != id)
+                await Client.Images.DeleteImageAsync(id, new ImageDeleteParameters { Force = false, NoPrune = true }, cancellationToken).ConfigureAwait(false);
             return newId;
         });
 
