@@ -1,5 +1,8 @@
 using System.Formats.Tar;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using LayerTool.Build;
@@ -19,6 +22,9 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
     public const string EmptyImageReference = "layertool-scratch:zero-layers";
 
     private DockerClient Client => connection.Client;
+
+    private string? _imageDb;
+    private bool? _graphDriverStore;
 
     public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken) =>
         Call($"inspect image {reference}", async () =>
@@ -267,6 +273,138 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         {
             var (name, tag) = SplitTag(reference);
             return Client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = name, Tag = tag }, cancellationToken);
+        });
+
+    public Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken) =>
+        Call("record a RUN step's image without its build args", async () =>
+        {
+            ArgumentNullException.ThrowIfNull(env);
+            ArgumentNullException.ThrowIfNull(createdBy);
+            // The commit endpoint answers with the full ID; anything else is looked up.
+            var id = imageId.StartsWith("sha256:", StringComparison.Ordinal) && imageId.Length == 71
+                ? imageId
+                : (await Client.Images.InspectImageAsync(imageId, cancellationToken).ConfigureAwait(false)).ID;
+            var parent = parentId;
+            var raw = await RawConfigsAsync(parent is null ? [id] : [id, parent], cancellationToken).ConfigureAwait(false);
+
+            // The committed config, changed where docker's builder differs: Env, and the command it records.
+            var root = JsonNode.Parse(raw[id])?.AsObject() ?? throw new EngineException($"the config of {imageId} is not a JSON object");
+            var config = root["config"] as JsonObject ?? throw new EngineException($"the config of {imageId} has no container config");
+            config["Env"] = Strings(env);
+            if (root["container_config"] is JsonObject containerConfig)
+            {
+                containerConfig["Env"] = Strings(env);
+                containerConfig["Cmd"] = Strings(createdBy);
+                containerConfig["Entrypoint"] = null;
+            }
+            if (root["history"] is JsonArray { Count: > 0 } history && history[^1] is JsonObject last)
+                last["created_by"] = string.Join(' ', createdBy);
+            var bytes = JsonSerializer.SerializeToUtf8Bytes(root);
+            var newHex = Convert.ToHexStringLower(SHA256.HashData(bytes));
+
+            // A docker-archive of configs only: the engine has every layer, so none is sent. The parent's own
+            // config goes along unchanged (it loads as the same image) so that the parent link is kept.
+            var manifest = new JsonArray();
+            var files = new List<(string Name, byte[] Bytes)>();
+            if (parent is not null && raw.TryGetValue(parent, out var parentBytes))
+            {
+                var parentHex = parent["sha256:".Length..];
+                files.Add((parentHex + ".json", parentBytes));
+                manifest.Add(ManifestItem(parentHex + ".json", parentBytes, null));
+            }
+            files.Add((newHex + ".json", bytes));
+            manifest.Add(ManifestItem(newHex + ".json", bytes, raw.ContainsKey(parent ?? "") ? parent : null));
+            files.Add(("manifest.json", JsonSerializer.SerializeToUtf8Bytes(manifest)));
+            using var archive = new MemoryStream();
+            using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
+            {
+                foreach (var (name, content) in files)
+                    await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) }, cancellationToken).ConfigureAwait(false);
+            }
+            archive.Position = 0;
+            string? error = null;
+            var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+            await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
+            if (error is not null) throw new EngineException($"loading the step's image failed: {error}");
+            var newId = "sha256:" + newHex;
+            if (newId != id)
+                await Client.Images.DeleteImageAsync(id, new ImageDeleteParameters { Force = false, NoPrune = true }, cancellationToken).ConfigureAwait(false);
+            return newId;
+        });
+
+    private static JsonArray Strings(IEnumerable<string> values) => new([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]);
+
+    /// <summary>A docker-archive manifest entry whose layer files are never read (the engine has the layers).</summary>
+    private static JsonObject ManifestItem(string configName, byte[] config, string? parent)
+    {
+        var diffIds = JsonNode.Parse(config)?["rootfs"]?["diff_ids"]?.AsArray().Select(d => d!.GetValue<string>()).ToList() ?? [];
+        var item = new JsonObject
+        {
+            ["Config"] = configName,
+            ["RepoTags"] = null,
+            ["Layers"] = Strings(diffIds.Select(d => d["sha256:".Length..] + "/layer.tar")),
+        };
+        if (parent is not null) item["Parent"] = parent;
+        return item;
+    }
+
+    /// <summary>
+    /// The exact config bytes of images (by ID): from the engine's image store when it is on this machine
+    /// (<c>&lt;root&gt;/image/&lt;driver&gt;/imagedb</c>, checked against the ID), else from a save of the
+    /// images (which also sends their layers: much slower).
+    /// </summary>
+    private async Task<Dictionary<string, byte[]>> RawConfigsAsync(IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    {
+        var found = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        _imageDb ??= await ImageDbAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var id in ids)
+        {
+            var file = Path.Combine(_imageDb, id["sha256:".Length..]);
+            try
+            {
+                if (File.Exists(file) && await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false) is var bytes && HashesTo(bytes, id))
+                    found[id] = bytes;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Not readable here: the save below gives it.
+            }
+        }
+        var missing = ids.Where(id => !found.ContainsKey(id)).ToArray();
+        if (missing.Length == 0) return found;
+        using var save = await Client.Images.SaveImagesAsync(missing, cancellationToken).ConfigureAwait(false);
+        using var reader = new TarReader(save);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            if (entry.DataStream is null) continue;
+            // Docker ≤ 24 names a config <hex>.json; the OCI layout of later versions keeps it in blobs/sha256/<hex>.
+            var name = entry.Name.EndsWith(".json", StringComparison.Ordinal) ? entry.Name[..^5]
+                : entry.Name.StartsWith("blobs/sha256/", StringComparison.Ordinal) ? entry.Name["blobs/sha256/".Length..] : null;
+            var id = name is null ? null : missing.FirstOrDefault(m => m == "sha256:" + name);
+            if (id is null) continue;
+            using var buffer = new MemoryStream();
+            await entry.DataStream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            if (HashesTo(buffer.ToArray(), id)) found[id] = buffer.ToArray();
+        }
+        return found.ContainsKey(ids[0]) ? found : throw new EngineException($"cannot read the config of {ids[0]}");
+    }
+
+    private static bool HashesTo(byte[] bytes, string id) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes)) == id;
+
+    private async Task<string> ImageDbAsync(CancellationToken cancellationToken)
+    {
+        var info = await Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+        return Path.Combine(info.DockerRootDir ?? "", "image", info.Driver ?? "", "imagedb", "content", "sha256");
+    }
+
+    public Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken) =>
+        Call("read the engine's info", async () =>
+        {
+            if (_graphDriverStore is { } known) return known;
+            var info = await Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+            // The containerd image store names images by manifest digest and wants layer blobs in a load.
+            _graphDriverStore = Images.DockerImageEngine.StoreKindFrom(info.DriverStatus) == Images.ImageStoreKind.GraphDriver;
+            return _graphDriverStore.Value;
         });
 
     private static (string Name, string Tag) SplitTag(string reference)

@@ -82,14 +82,43 @@ public sealed class BuildExecutorTests : IDisposable
     }
 
     [Fact]
-    public async Task Build_args_reach_run_through_the_shell_and_never_the_image_env()
+    public async Task Build_args_reach_run_through_the_container_env_and_never_the_image_env()
     {
-        var (r, _) = await BuildAsync("FROM busybox\nARG V=default\nARG W\nRUN echo $V\n",
-            new BuildOptions(_dir, BuildArgs: new Dictionary<string, string> { ["W"] = "from-cli" }));
-        var run = _engine.Created.Single(c => c.Config.Cmd?.Any(x => x.Contains("echo $V", StringComparison.Ordinal)) == true);
-        run.Config.Cmd![^1].ShouldBe("export V='default' W='from-cli'; echo $V");
-        run.Config.Env.ShouldNotContain(e => e.StartsWith("V=", StringComparison.Ordinal));
+        var (r, _) = await BuildAsync("FROM busybox\nARG V=default\nARG W\nENV SHADOW=env\nARG SHADOW=arg\nRUN echo $V\nRUN [\"env\"]\n",
+            new BuildOptions(_dir, BuildArgs: new Dictionary<string, string> { ["W"] = "from-cli", ["http_proxy"] = "http://proxy" }));
+        var shell = _engine.Created.Single(c => c.Config.Cmd?.Contains("echo $V") == true);
+        shell.Config.Cmd.ShouldBe(["/bin/sh", "-c", "echo $V"]);
+        shell.Config.Env.ShouldBe(["PATH=/bin", "SHADOW=env", "V=default", "W=from-cli", "http_proxy=http://proxy"]);
+        var exec = _engine.Created.Single(c => c.Config.Cmd is ["env"]);
+        exec.Config.Env.ShouldBe(shell.Config.Env);
+
+        // Each commit gained the args; each was replaced by an image with the stage's env and docker's history
+        // line (the proxy arg, not declared, is in the environment but not in the line).
+        _engine.Replacements.Select(x => x.CreatedBy).ShouldBe([
+            ["|2", "V=default", "W=from-cli", "/bin/sh", "-c", "echo $V"],
+            ["|2", "V=default", "W=from-cli", "env"],
+        ]);
+        _engine.Replacements.ShouldAllBe(x => x.Env.SequenceEqual(new[] { "PATH=/bin", "SHADOW=env" }));
+        ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin", "SHADOW=env"]);
+    }
+
+    [Fact]
+    public async Task An_engine_that_cannot_take_the_replacement_gets_build_args_through_the_shell()
+    {
+        _engine.CanReplace = false;
+        var (r, _) = await BuildAsync("FROM busybox\nARG V=\"it's\"\nRUN echo $V\nRUN [\"env\"]\n");
+        _engine.Created.Single(c => c.Config.Cmd?.Count == 3).Config.Cmd![^1].ShouldBe("export V='it'\\''s'; echo $V");
+        _engine.Created.ShouldAllBe(c => c.Config.Env.SequenceEqual(new[] { "PATH=/bin" }));
+        _engine.Replacements.ShouldBeEmpty();
         ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin"]);
+    }
+
+    [Fact]
+    public async Task A_run_without_build_args_keeps_its_commit()
+    {
+        await BuildAsync("FROM busybox\nARG UNSET\nRUN true\n");
+        _engine.Replacements.ShouldBeEmpty();
+        _engine.Created.Last().Config.Env.ShouldBe(["PATH=/bin"]);
     }
 
     [Fact]
@@ -278,6 +307,72 @@ public sealed class BuildExecutorTests : IDisposable
         ConfigOf(r.ImageId).Labels["k"].ShouldBe("v");
         File.ReadAllText(iid).ShouldBe(r.ImageId);
         _engine.Tags["t:1"].ShouldBe(r.ImageId);
+    }
+
+    [Fact]
+    public async Task A_malformed_instruction_fails_before_any_step_with_its_line()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nRUN true\nEXPOSE\n"));
+        e.Message.ShouldBe("Dockerfile:3: EXPOSE requires at least one argument");
+        _engine.Created.ShouldBeEmpty();
+    }
+
+    [Theory]
+    [InlineData("COPY --link a.txt /b", "Dockerfile:2: the --link option requires BuildKit; the classic builder does not support it")]
+    [InlineData("COPY --chmod=755 a.txt /b", "Dockerfile:2: the --chmod option requires BuildKit; the classic builder does not support it")]
+    [InlineData("ADD --checksum=sha256:00 a.txt /b", "Dockerfile:2: the --checksum option requires BuildKit; the classic builder does not support it")]
+    [InlineData("RUN --mount=type=cache,target=/c true", "Dockerfile:2: RUN --mount=type=cache,target=/c needs BuildKit; the classic builder does not support it")]
+    [InlineData("HEALTHCHECK --start-interval=1s CMD true", "Dockerfile:2: unknown flag: --start-interval")]
+    public async Task Flags_only_buildkit_has_are_refused_on_their_line(string instruction, string message)
+    {
+        Write("a.txt", "a");
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync($"FROM busybox\n{instruction}\n"));
+        e.Message.ShouldBe(message);
+    }
+
+    [Fact]
+    public async Task A_base_image_trigger_that_is_not_allowed_fails_on_the_from_line()
+    {
+        _engine.AddImage("triggers:latest", new ContainerConfig { Env = ["PATH=/bin"], Cmd = ["sh"], OnBuild = ["ENV OK=1", "TAG not:allowed"] });
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nENV A=1\nFROM triggers\n"));
+        e.Message.ShouldBe("Dockerfile:3: TAG isn't allowed as an ONBUILD trigger");
+    }
+
+    [Fact]
+    public async Task Volume_in_json_form_keeps_each_string_whole_and_shell_form_splits_after_expansion()
+    {
+        var (r, _) = await BuildAsync("FROM busybox\nENV TWO=\"/b /c\"\nVOLUME [\"/with space\"]\nVOLUME /a $TWO\n");
+        ConfigOf(r.ImageId).Volumes.ShouldBe(["/a", "/b", "/c", "/with space"], ignoreOrder: true);
+    }
+
+    [Fact]
+    public async Task Tag_checks_references_that_come_from_variables_after_expansion()
+    {
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox\nARG NAME=Upper:1\nTAG $NAME\n"));
+        e.Message.ShouldStartWith("Dockerfile:3: TAG \"Upper:1\": invalid reference format");
+    }
+
+    [Fact]
+    public async Task Copy_from_a_stage_expands_wildcards_against_the_image_paths_like_go_filepath_match()
+    {
+        _engine.Directories.UnionWith(["/out", "/out/sub", "/out/dir1"]);
+        _engine.Files.UnionWith(["/out/a.txt", "/out/b.txt", "/out/c.md", "/out/sub/d.txt", "/out/dir1/e"]);
+        await BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.txt out/dir? /dst/\n");
+        // `*` does not cross `/` (sub/d.txt is not matched); a matched directory brings its contents.
+        _engine.Uploads.Single().Entries.ShouldBe(["dst Directory 0:0", "dst/a.txt RegularFile 0:0", "dst/b.txt RegularFile 0:0", "dst/e RegularFile 0:0"]);
+    }
+
+    [Fact]
+    public async Task Copy_from_a_stage_with_a_pattern_that_matches_nothing_fails_as_docker()
+    {
+        _engine.Directories.Add("/out");
+        _engine.Files.Add("/out/a");
+        var e = await Should.ThrowAsync<BuildException>(() => BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.none /x/\n"));
+        e.Message.ShouldBe("Dockerfile:3: COPY failed: no source files were specified");
+        _engine.Containers.ShouldBeEmpty();
+        // One pattern matching nothing is fine when another source gives something.
+        await BuildAsync("FROM busybox AS build\nFROM busybox\nCOPY --from=build /out/*.none /out/a /x/\n");
+        _engine.Uploads.Last().Entries.ShouldContain("x/a RegularFile 0:0");
     }
 
     private sealed class FakeSquash(FakeEngine engine) : ISquashService

@@ -7,7 +7,8 @@ namespace LayerTool.Build.Tests;
 
 /// <summary>
 /// An in-memory engine: images are configs with parents, containers remember what was done to them, RUN
-/// commands "exit" with the code <see cref="ExitCodeFor"/> says. Commit keeps exactly the config it is sent.
+/// commands "exit" with the code <see cref="ExitCodeFor"/> says. Commit keeps the config it is sent plus, as the engine
+/// does, the container's env keys that config lacks.
 /// </summary>
 public sealed class FakeEngine : IDockerEngine
 {
@@ -98,8 +99,28 @@ public sealed class FakeEngine : IDockerEngine
     {
         var spec = Containers[containerId];
         lock (Commits) Commits.Add((containerId, config));
+        // As the engine does: the container's env keys the commit config lacks are appended.
+        var keys = config.Env.Select(e => e.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+        var merged = config with { Env = [.. config.Env, .. spec.Config.Env.Where(e => !keys.Contains(e.Split('=')[0]))] };
         var id = NewId();
-        Images[id] = new EngineImage(id, config, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        Images[id] = new EngineImage(id, merged, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        return Task.FromResult(id);
+    }
+
+    public List<(string Image, IReadOnlyList<string> Env, IReadOnlyList<string> CreatedBy)> Replacements { get; } = [];
+
+    /// <summary>What <see cref="CanReplaceStepConfigAsync"/> answers (false: as an engine with the containerd image store).</summary>
+    public bool CanReplace { get; set; } = true;
+
+    public Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken) => Task.FromResult(CanReplace);
+
+    public Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken)
+    {
+        Replacements.Add((imageId, env, createdBy));
+        var old = Images[imageId];
+        var id = NewId();
+        Images[id] = old with { Id = id, Config = old.Config with { Env = env } };
+        Images.TryRemove(imageId, out _);
         return Task.FromResult(id);
     }
 
@@ -114,14 +135,34 @@ public sealed class FakeEngine : IDockerEngine
         return Task.CompletedTask;
     }
 
+    /// <summary>Paths that exist as regular files in every container (besides /etc/passwd and /etc/group).</summary>
+    public HashSet<string> Files { get; } = [];
+
     public Task<Stream> GetArchiveAsync(string containerId, string path, CancellationToken cancellationToken)
     {
         var content = path switch { "/etc/passwd" => Passwd, "/etc/group" => Group, _ => "data of " + path };
         var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, leaveOpen: true))
         {
-            var e = new PaxTarEntry(TarEntryType.RegularFile, Path.GetFileName(path)) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
-            writer.WriteEntry(e);
+            if (Directories.Contains(path))
+            {
+                // As the engine: the directory under its base name, then everything below it.
+                var root = path == "/" ? "/" : Path.GetFileName(path);
+                var under = path == "/" ? "/" : path + "/";
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, root));
+                foreach (var p in Directories.Concat(Files).Where(p => p.StartsWith(under, StringComparison.Ordinal) && p != path).Order(StringComparer.Ordinal))
+                {
+                    var name = (root == "/" ? "/" : root + "/") + p[under.Length..];
+                    writer.WriteEntry(Directories.Contains(p)
+                        ? new PaxTarEntry(TarEntryType.Directory, name)
+                        : new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes("data of " + p)) });
+                }
+            }
+            else
+            {
+                var e = new PaxTarEntry(TarEntryType.RegularFile, Path.GetFileName(path)) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+                writer.WriteEntry(e);
+            }
         }
         ms.Position = 0;
         return Task.FromResult<Stream>(ms);
@@ -130,7 +171,7 @@ public sealed class FakeEngine : IDockerEngine
     public Task<PathStat?> StatPathAsync(string containerId, string path, CancellationToken cancellationToken)
     {
         if (Directories.Contains(path)) return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 4096, (1u << 31) | 0x1ED, null));
-        if (path is "/etc/passwd" or "/etc/group") return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 10, 0x1A4, null));
+        if (path is "/etc/passwd" or "/etc/group" || Files.Contains(path)) return Task.FromResult<PathStat?>(new PathStat(Path.GetFileName(path), 10, 0x1A4, null));
         return Task.FromResult<PathStat?>(null);
     }
 

@@ -51,6 +51,17 @@ public class ModelTests
     }
 
     [Fact]
+    public void Volume_records_say_whether_they_were_written_as_json()
+    {
+        var stage = DockerfileModel.Parse("FROM x\nVOLUME [\"/a b\"]\nVOLUME /c /d\n").Stages[0];
+        var json = stage.Instructions[0].ShouldBeOfType<VolumeInstruction>();
+        (json.IsJson, json.Paths.Count).ShouldBe((true, 1));
+        var shell = stage.Instructions[1].ShouldBeOfType<VolumeInstruction>();
+        shell.IsJson.ShouldBeFalse();
+        shell.Paths.ShouldBe(["/c", "/d"]);
+    }
+
+    [Fact]
     public void Arg_scoping_follows_docker()
     {
         var model = DockerfileModel.Parse("""

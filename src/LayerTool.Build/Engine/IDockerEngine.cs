@@ -54,6 +54,22 @@ public interface IDockerEngine
 
     /// <summary>Tags <paramref name="imageId"/> as <paramref name="reference"/> (repository[:tag]).</summary>
     Task TagImageAsync(string imageId, string reference, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces a just-committed RUN step image by one with the same layers, parent (<paramref name="parentId"/>,
+    /// the image the step's container was created from; null: none) and history, whose config
+    /// Env is exactly <paramref name="env"/> and whose last history entry (and container config Cmd) is
+    /// <paramref name="createdBy"/>; removes the replaced image (never its parents) and returns the new ID.
+    /// The commit endpoint merges the container's Env into the image, and a RUN's container has the build
+    /// args in its Env, which the image must not keep (Docker's classic builder commits without that merge).
+    /// </summary>
+    Task<string> ReplaceStepConfigAsync(string imageId, string? parentId, IReadOnlyList<string> env, IReadOnlyList<string> createdBy, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when <see cref="ReplaceStepConfigAsync"/> works with this engine (a graph-driver image store, whose
+    /// image IDs are config digests and which loads an archive without the layers it has).
+    /// </summary>
+    Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>An image as the engine describes it.</summary>

@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using System.Globalization;
 using LayerTool.Build.Cache;
 using LayerTool.Build.Context;
-using LayerTool.Dockerfile.Syntax;
+using LayerTool.Dockerfile.Instructions;
 
 namespace LayerTool.Build.Execution;
 
@@ -17,28 +17,28 @@ public sealed partial class BuildExecutor
 
     private sealed record UrlItem(string Url, string TempFile, string Name, DateTimeOffset ModifiedTime) : CopyItem;
 
-    private sealed record ImageItem(string Path) : CopyItem;
+    /// <summary>A path in another image; a <paramref name="Pattern"/> is expanded once a container of that image exists.</summary>
+    private sealed record ImageItem(string Path, bool Pattern = false) : CopyItem;
 
-    private async Task CopyAsync(StageState state, InstructionNode node, bool isAdd, CancellationToken ct)
+    private async Task CopyAsync(StageState state, FileInstruction node, CancellationToken ct)
     {
+        var isAdd = node is AddInstruction;
         var keyword = isAdd ? "ADD" : "COPY";
-        string? from = null, chown = null;
-        foreach (var flag in node.Flags)
+        // Flags only BuildKit has: the classic builder refuses them.
+        if (node.Chmod is not null) throw Fail(node, "the --chmod option requires BuildKit; the classic builder does not support it");
+        if (node.Link) throw Fail(node, "the --link option requires BuildKit; the classic builder does not support it");
+        if (node.Excludes.Count > 0) throw Fail(node, "the --exclude option requires BuildKit; the classic builder does not support it");
+        if (node is CopyInstruction { Parents: true }) throw Fail(node, "the --parents option requires BuildKit; the classic builder does not support it");
+        if (node is AddInstruction add)
         {
-            var eq = flag.Text.IndexOf('=', StringComparison.Ordinal);
-            var name = eq < 0 ? flag.Text : flag.Text[..eq];
-            var value = eq < 0 ? "" : flag.Text[(eq + 1)..];
-            switch (name)
-            {
-                case "--from" when !isAdd: from = Expand(state, value); break;
-                case "--chown": chown = Expand(state, value); break;
-                case "--chmod": throw Fail(node, "the --chmod option requires BuildKit; the classic builder does not support it");
-                default: throw Fail(node, $"unknown flag: {name}");
-            }
+            if (add.Checksum is not null) throw Fail(node, "the --checksum option requires BuildKit; the classic builder does not support it");
+            if (add.KeepGitDir is not null) throw Fail(node, "the --keep-git-dir option requires BuildKit; the classic builder does not support it");
+            if (add.Unpack is not null) throw Fail(node, "the --unpack option requires BuildKit; the classic builder does not support it");
         }
+        var from = node is CopyInstruction { From: { } fromWord } ? Expand(state, fromWord) : null;
+        var chown = node.Chown is null ? null : Expand(state, node.Chown);
         var lookup = Lookup(state);
-        var words = node.Arguments.Select(a => _expander.ExpandWord(a.Text, lookup)).ToList();
-        if (words.Count < 2) throw Fail(node, $"{keyword} requires at least two arguments, but got {words.Count}");
+        var words = node.Sources.Append(node.Destination).Select(w => _expander.ExpandWord(w, lookup)).ToList();
         var destWord = words[^1];
         var workdir = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
         var destIsDir = destWord.EndsWith('/') || destWord.EndsWith("/.", StringComparison.Ordinal) || destWord == ".";
@@ -55,8 +55,8 @@ public sealed partial class BuildExecutor
                 fromImage = await ResolveFromImageAsync(node, state, from, ct).ConfigureAwait(false);
                 foreach (var src in words[..^1])
                 {
-                    if (BuildContext.HasWildcards(src)) throw Fail(node, $"{keyword} --from with wildcards is not supported by layertool: {src}");
-                    items.Add(new ImageItem(CleanAbsolute(src.StartsWith('/') ? src : "/" + src)));
+                    // A pattern's matches depend only on the image, whose ID is in the key.
+                    items.Add(new ImageItem(CleanAbsolute(src.StartsWith('/') ? src : "/" + src), BuildContext.HasWildcards(src)));
                     hashes.Add("image:" + fromImage + ":" + src);
                 }
             }
@@ -82,7 +82,6 @@ public sealed partial class BuildExecutor
                     {
                         throw Fail(node, $"{keyword} failed: {e.Message}", e);
                     }
-                    if (resolved.Count == 0) throw Fail(node, $"{keyword} failed: no source files were specified");
                     foreach (var r in resolved)
                     {
                         var extract = isAdd && !r.IsDirectory && IsArchive(r.FullPath);
@@ -91,6 +90,8 @@ public sealed partial class BuildExecutor
                     }
                 }
             }
+            // As docker: an error only when no source at all gave anything (a pattern may match nothing).
+            if (items.Count == 0) throw Fail(node, $"{keyword} failed: no source files were specified");
             if (items.Count > 1 && !destIsDir)
                 throw Fail(node, $"When using {keyword} with more than one source file, the destination must be a directory and end with a /");
 
@@ -108,7 +109,7 @@ public sealed partial class BuildExecutor
         }
     }
 
-    private async Task<string> ResolveFromImageAsync(InstructionNode node, StageState state, string from, CancellationToken ct)
+    private async Task<string> ResolveFromImageAsync(Instruction node, StageState state, string from, CancellationToken ct)
     {
         var stage = FindStage(from, state.Stage.Index);
         if (stage is not null && _finishedStages.TryGetValue(stage.Index, out var prior))
@@ -125,7 +126,7 @@ public sealed partial class BuildExecutor
         return image.Id;
     }
 
-    private async Task<UrlItem> DownloadAsync(InstructionNode node, string url, CancellationToken ct)
+    private async Task<UrlItem> DownloadAsync(Instruction node, string url, CancellationToken ct)
     {
         var http = _http ?? SharedHttp.Value;
         var temp = Path.GetTempFileName();
@@ -163,7 +164,7 @@ public sealed partial class BuildExecutor
     }
 
     /// <summary>Puts the items into the container: one tar for files and directories, then one upload per extracted archive.</summary>
-    private async Task CopyIntoAsync(InstructionNode node, string containerId, string? fromImage, List<CopyItem> items, string dest, bool destIsDir,
+    private async Task CopyIntoAsync(Instruction node, string containerId, string? fromImage, IReadOnlyList<CopyItem> items, string dest, bool destIsDir,
         string? chown, CancellationToken ct)
     {
         var (uid, gid) = chown is null ? (0, 0) : await ResolveChownAsync(node, containerId, chown, ct).ConfigureAwait(false);
@@ -196,6 +197,21 @@ public sealed partial class BuildExecutor
         var temp = Path.GetTempFileName();
         try
         {
+            if (items.Any(i => i is ImageItem { Pattern: true }))
+            {
+                fromContainer = await CreateContainerAsync(fromImage!, new Engine.ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
+                var expanded = new List<CopyItem>();
+                foreach (var item in items)
+                {
+                    if (item is ImageItem { Pattern: true } pattern) expanded.AddRange((await MatchImagePathsAsync(fromContainer, pattern.Path, ct).ConfigureAwait(false)).Select(p => new ImageItem(p)));
+                    else expanded.Add(item);
+                }
+                if (expanded.Count == 0) throw Fail(node, "COPY failed: no source files were specified");
+                if (expanded.Count > 1 && !destIsDir)
+                    throw Fail(node, "When using COPY with more than one source file, the destination must be a directory and end with a /");
+                items = expanded;
+            }
+
             // Where each item goes.
             var targets = new List<(CopyItem Item, string Target, bool AsDir)>();
             foreach (var item in items)
@@ -216,12 +232,21 @@ public sealed partial class BuildExecutor
                         fromContainer ??= await CreateContainerAsync(fromImage!, new Engine.ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
                         var stat = await _engine.StatPathAsync(fromContainer, img.Path, ct).ConfigureAwait(false)
                             ?? throw Fail(node, $"COPY failed: stat {img.Path}: file does not exist");
+                        // As docker, a symlink is followed inside the image (the engine's stat gives the fully
+                        // resolved target) and what it points to is copied, under the link's own name.
+                        var source = img;
+                        if (stat.IsSymlink && stat.LinkTarget is { } resolved)
+                        {
+                            source = new ImageItem(resolved);
+                            stat = await _engine.StatPathAsync(fromContainer, resolved, ct).ConfigureAwait(false)
+                                ?? throw Fail(node, $"COPY failed: stat {img.Path}: file does not exist");
+                        }
                         if (stat.IsDirectory)
                         {
                             await NeedDirAsync(dest).ConfigureAwait(false);
-                            targets.Add((item, dest, true));
+                            targets.Add((source, dest, true));
                         }
-                        else targets.Add((item, await FileTargetAsync(img.Path.Split('/')[^1]).ConfigureAwait(false), false));
+                        else targets.Add((source, await FileTargetAsync(img.Path.Split('/')[^1]).ConfigureAwait(false), false));
                         break;
                 }
             }
@@ -285,6 +310,44 @@ public sealed partial class BuildExecutor
             File.Delete(temp);
             if (fromContainer is not null) await RemoveContainerAsync(fromContainer, CancellationToken.None).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The paths of the image (through a container of it) that a COPY --from pattern matches, as docker's
+    /// classic builder finds them: every path of the image, relative to its root, tested with Go's
+    /// filepath.Match (a <c>*</c> never crosses a <c>/</c>), in walk order. Only the directory above the first
+    /// component with a wildcard is read.
+    /// </summary>
+    private async Task<List<string>> MatchImagePathsAsync(string containerId, string pattern, CancellationToken ct)
+    {
+        var relPattern = pattern.TrimStart('/');
+        var parts = relPattern.Split('/');
+        var fixedCount = Array.FindIndex(parts, BuildContext.HasWildcards);
+        var prefixRel = string.Join('/', parts[..fixedCount]);
+        var prefix = "/" + prefixRel;
+        var matches = new List<string>();
+        if (await _engine.StatPathAsync(containerId, prefix, ct).ConfigureAwait(false) is not { IsDirectory: true }) return matches;
+        using var stream = await _engine.GetArchiveAsync(containerId, prefix, ct).ConfigureAwait(false);
+        using var reader = new TarReader(stream);
+        string? root = null;
+        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        {
+            var name = entry.Name.Trim('/');
+            if (root is null)
+            {
+                root = name; // the directory itself: "out" for /out, "" for /
+                continue;
+            }
+            if (root.Length > 0 && !name.StartsWith(root + "/", StringComparison.Ordinal)) continue;
+            var sub = root.Length == 0 ? name : name[(root.Length + 1)..];
+            var rel = prefixRel.Length == 0 ? sub : prefixRel + "/" + sub;
+            // The engine's init layer puts /.dockerenv in every container; it is no part of the image.
+            if (rel == ".dockerenv") continue;
+            if (GoGlob.IsMatch(relPattern, rel)) matches.Add("/" + rel);
+        }
+        // Go's Walk order: by name within each directory.
+        matches.Sort((a, b) => string.CompareOrdinal(a.Replace('/', '\0'), b.Replace('/', '\0')));
+        return matches;
     }
 
     private static string NameOf(ContextSource source) =>
@@ -352,7 +415,7 @@ public sealed partial class BuildExecutor
     }
 
     /// <summary>Resolves <c>user[:group]</c>: numbers as they are, names in the image's /etc/passwd and /etc/group.</summary>
-    private async Task<(int Uid, int Gid)> ResolveChownAsync(InstructionNode node, string containerId, string chown, CancellationToken ct)
+    private async Task<(int Uid, int Gid)> ResolveChownAsync(Instruction node, string containerId, string chown, CancellationToken ct)
     {
         var colon = chown.IndexOf(':', StringComparison.Ordinal);
         var user = colon < 0 ? chown : chown[..colon];

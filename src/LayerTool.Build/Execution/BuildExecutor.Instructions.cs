@@ -1,45 +1,69 @@
 using System.Globalization;
 using System.Text;
-using System.Text.RegularExpressions;
 using LayerTool.Build.Cache;
 using LayerTool.Build.Engine;
 using LayerTool.Build.Squash;
-using LayerTool.Dockerfile.Syntax;
+using LayerTool.Dockerfile;
+using LayerTool.Dockerfile.Instructions;
+using LayerTool.Dockerfile.Model;
 
 namespace LayerTool.Build.Execution;
 
 public sealed partial class BuildExecutor
 {
-    [GeneratedRegex(@"^\s*ONBUILD\s*", RegexOptions.IgnoreCase)]
-    private static partial Regex OnbuildPrefix();
-
-    private async Task RunAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private async Task RunAsync(StageState state, RunInstruction node, CancellationToken ct)
     {
-        foreach (var f in node.Flags) throw Fail(node, $"RUN {f.Text} needs BuildKit; the classic builder does not support it");
+        if (node.Mounts.Count > 0) throw Fail(node, $"RUN --mount={node.Mounts[0]} needs BuildKit; the classic builder does not support it");
+        if (node.Network is not null) throw Fail(node, $"RUN --network={node.Network} needs BuildKit; the classic builder does not support it");
+        if (node.Security is not null) throw Fail(node, $"RUN --security={node.Security} needs BuildKit; the classic builder does not support it");
         if (state.ImageId is null) throw Fail(node, "RUN needs a base image with a shell; this stage is FROM scratch with nothing in it");
         var args = RunArgs(state);
         IReadOnlyList<string> command;
         string text;
-        if (node.IsJson)
+        var isJson = node.Command.IsJson;
+        if (isJson)
         {
-            command = [.. node.Arguments.Select(a => a.Text)];
+            command = node.Command.Arguments;
             text = "[" + string.Join(' ', command) + "]";
         }
         else
         {
-            var line = node.Arguments.Count > 0 ? node.Arguments[0].Text : "";
-            text = line;
-            // Build args reach the command through the shell, never through the container's Env: the
-            // commit endpoint would merge that Env into the image.
-            if (args.Count > 0)
-                line = "export " + string.Join(' ', args.Select(a => a.Key + "=" + ShellQuote(a.Value))) + "; " + line;
-            command = [.. state.Shell, line];
+            text = node.Command.Arguments.Count > 0 ? node.Command.Arguments[0] : "";
+            command = [.. state.Shell, text];
         }
-        var key = StepKey(state, "RUN " + (node.IsJson ? "json:" : "shell:") + text);
-        if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
+        // Build args reach the command (either form) through the container's Env, as with docker. The image
+        // must not keep them, and its history shows them as docker's does: `|N K=V ... command`, with the
+        // predefined proxy args left out unless an ARG declares them. An engine that cannot take the
+        // replacement image (containerd image store) gets them through the shell instead, shell form only.
+        if (args.Count > 0 && !(_argsInEnv ??= await _engine.CanReplaceStepConfigAsync(ct).ConfigureAwait(false)))
+        {
+            var shellKey = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text);
+            if (!isJson) command = [.. state.Shell, "export " + string.Join(' ', args.Select(a => a.Key + "=" + ShellQuote(a.Value))) + "; " + text];
+            await RunContainerAsync(state, node, shellKey, command, [], null, isJson ? null : text, ct).ConfigureAwait(false);
+            return;
+        }
+        var recorded = args.Where(a => state.Args.ContainsKey(a.Key) || !BuiltinArgs.Contains(a.Key))
+            .Select(a => a.Key + "=" + a.Value).Order(StringComparer.Ordinal).ToList();
+        IReadOnlyList<string> createdBy = [$"|{recorded.Count}", .. recorded, .. command];
+        var key = StepKey(state, "RUN " + (isJson ? "json:" : "shell:") + text, args.Count == 0 ? null : "args-in-env");
+        await RunContainerAsync(state, node, key, command, args, args.Count == 0 ? null : createdBy, isJson ? null : text, ct).ConfigureAwait(false);
+    }
 
+    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// Runs a RUN step's container (unless the cache has the step) with <paramref name="envArgs"/> added to its
+    /// Env, commits, and when <paramref name="createdBy"/> is given replaces the commit by the image without
+    /// those args (see <see cref="IDockerEngine.ReplaceStepConfigAsync"/>). <paramref name="shellText"/> is the
+    /// shell-form command as written (null: exec form), for the error message.
+    /// </summary>
+    private async Task RunContainerAsync(StageState state, RunInstruction node, string key, IReadOnlyList<string> command,
+        IReadOnlyList<KeyValuePair<string, string>> envArgs, IReadOnlyList<string>? createdBy, string? shellText, CancellationToken ct)
+    {
+        if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
         var (containerConfig, commitConfig) = StepConfigs(state.Config, command);
-        var id = await CreateContainerAsync(state.ImageId, containerConfig, ct).ConfigureAwait(false);
+        containerConfig = containerConfig with { Env = [.. containerConfig.Env, .. envArgs.Select(a => a.Key + "=" + a.Value)] };
+        var id = await CreateContainerAsync(state.ImageId!, containerConfig, ct).ConfigureAwait(false);
         _log.Line($" ---> Running in {BuildLog.ShortId(id)}");
         try
         {
@@ -56,10 +80,14 @@ public sealed partial class BuildExecutor
             await output.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             if (exit != 0)
             {
-                var shown = node.IsJson ? "[" + string.Join(' ', command) + "]" : string.Join(' ', state.Shell) + " " + text;
+                var shown = shellText is null ? "[" + string.Join(' ', command) + "]" : string.Join(' ', state.Shell) + " " + shellText;
                 throw Fail(node, $"The command '{shown}' returned a non-zero code: {exit}");
             }
-            state.ImageId = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
+            var committed = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
+            // The commit merged the container's Env (the build args) into the image: replace it by the
+            // image docker's builder commits, same layers and parent, config exactly commitConfig.
+            if (createdBy is not null) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env, createdBy, ct).ConfigureAwait(false);
+            state.ImageId = committed;
             _cache.Store(key, state.ImageId);
         }
         catch (EngineException e) when (!ct.IsCancellationRequested)
@@ -77,15 +105,12 @@ public sealed partial class BuildExecutor
         _log.Line($" ---> {BuildLog.ShortId(state.ImageId)}");
     }
 
-    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-
-    private Task EnvAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task EnvAsync(StageState state, EnvInstruction node, CancellationToken ct)
     {
-        if (node.Pairs.Count == 0) throw Fail(node, "ENV requires at least one argument");
         var lookup = Lookup(state);
         var config = state.Config;
         var parts = new List<string>();
-        foreach (var pair in node.Pairs)
+        foreach (var pair in node.Variables)
         {
             var name = _expander.ExpandWord(pair.Key, lookup);
             var value = _expander.ExpandWord(pair.Value, lookup);
@@ -95,13 +120,13 @@ public sealed partial class BuildExecutor
         return CommitMetadataAsync(state, node, "ENV " + string.Join(' ', parts), config, ct);
     }
 
-    private Task ArgAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task ArgAsync(StageState state, ArgInstruction node, CancellationToken ct)
     {
-        if (node.Arguments.Count == 0) throw Fail(node, "ARG requires at least one argument");
         var parts = new List<string>();
-        foreach (var word in node.Arguments)
+        foreach (var decl in node.Args)
         {
-            var (name, value) = ParseArgWord(word.Text, Lookup(state));
+            var name = decl.Name;
+            var value = decl.DefaultValue is null ? null : _expander.ExpandWord(decl.DefaultValue, Lookup(state));
             if (value is null && _metaArgs.TryGetValue(name, out var meta)) value = meta;
             if (_options.BuildArgs?.TryGetValue(name, out var given) == true)
             {
@@ -114,13 +139,12 @@ public sealed partial class BuildExecutor
         return CommitMetadataAsync(state, node, "ARG " + string.Join(' ', parts), state.Config, ct);
     }
 
-    private Task LabelAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task LabelAsync(StageState state, LabelInstruction node, CancellationToken ct)
     {
-        if (node.Pairs.Count == 0) throw Fail(node, "LABEL requires at least one argument");
         var lookup = Lookup(state);
         var labels = new Dictionary<string, string>(state.Config.Labels, StringComparer.Ordinal);
         var parts = new List<string>();
-        foreach (var pair in node.Pairs)
+        foreach (var pair in node.Labels)
         {
             var name = _expander.ExpandWord(pair.Key, lookup);
             var value = _expander.ExpandWord(pair.Value, lookup);
@@ -130,14 +154,13 @@ public sealed partial class BuildExecutor
         return CommitMetadataAsync(state, node, "LABEL " + string.Join(' ', parts), state.Config with { Labels = labels }, ct);
     }
 
-    private Task ExposeAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task ExposeAsync(StageState state, ExposeInstruction node, CancellationToken ct)
     {
-        if (node.Arguments.Count == 0) throw Fail(node, "EXPOSE requires at least one argument");
         var ports = new SortedSet<string>(state.Config.ExposedPorts, StringComparer.Ordinal);
         var added = new List<string>();
-        foreach (var word in node.Arguments)
+        foreach (var word in node.Ports)
         {
-            foreach (var spec in _expander.ExpandWords(word.Text, Lookup(state)))
+            foreach (var spec in _expander.ExpandWords(word, Lookup(state)))
             {
                 var slash = spec.IndexOf('/', StringComparison.Ordinal);
                 var proto = slash < 0 ? "tcp" : spec[(slash + 1)..].ToLowerInvariant();
@@ -158,13 +181,13 @@ public sealed partial class BuildExecutor
         return CommitMetadataAsync(state, node, "EXPOSE " + string.Join(' ', added), state.Config with { ExposedPorts = [.. ports] }, ct);
     }
 
-    private Task VolumeAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task VolumeAsync(StageState state, VolumeInstruction node, CancellationToken ct)
     {
         var volumes = new SortedSet<string>(state.Config.Volumes, StringComparer.Ordinal);
         var added = new List<string>();
-        foreach (var word in node.Arguments)
+        foreach (var word in node.Paths)
         {
-            var values = node.IsJson ? [Expand(state, word.Text)] : _expander.ExpandWords(word.Text, Lookup(state));
+            var values = node.IsJson ? [Expand(state, word)] : _expander.ExpandWords(word, Lookup(state));
             foreach (var v in values)
             {
                 if (v.Trim().Length == 0) throw Fail(node, "VOLUME specified can not be an empty string");
@@ -176,15 +199,15 @@ public sealed partial class BuildExecutor
         return CommitMetadataAsync(state, node, "VOLUME [" + string.Join(' ', added) + "]", state.Config with { Volumes = [.. volumes] }, ct);
     }
 
-    private Task UserAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task UserAsync(StageState state, UserInstruction node, CancellationToken ct)
     {
-        var user = Expand(state, SingleArgument(node));
+        var user = Expand(state, SingleArgument(node, node.User));
         return CommitMetadataAsync(state, node, "USER " + user, state.Config with { User = user }, ct);
     }
 
-    private async Task WorkdirAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private async Task WorkdirAsync(StageState state, WorkdirInstruction node, CancellationToken ct)
     {
-        var dir = Expand(state, SingleArgument(node));
+        var dir = Expand(state, SingleArgument(node, node.Path));
         var current = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
         var path = CleanAbsolute(dir.StartsWith('/') ? dir : current.TrimEnd('/') + "/" + dir);
         var newConfig = state.Config with { WorkingDir = path };
@@ -196,112 +219,75 @@ public sealed partial class BuildExecutor
             id => EnsureDirectoriesAsync(id, path, 0, 0, ct), ct).ConfigureAwait(false);
     }
 
-    private Task CmdAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task CmdAsync(StageState state, CmdInstruction node, CancellationToken ct)
     {
-        var cmd = CommandOf(state, node);
+        var cmd = CommandOf(state, node.Command);
         state.CmdSet = true;
         return CommitMetadataAsync(state, node, "CMD " + Render(cmd), state.Config with { Cmd = cmd }, ct);
     }
 
-    private Task EntrypointAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task EntrypointAsync(StageState state, EntrypointInstruction node, CancellationToken ct)
     {
-        var ep = CommandOf(state, node);
+        var ep = CommandOf(state, node.Command);
         var config = state.Config with { Entrypoint = ep };
         // ENTRYPOINT resets a CMD inherited from the base (a CMD of this stage stays).
         if (!state.CmdSet) config = config with { Cmd = null };
         return CommitMetadataAsync(state, node, "ENTRYPOINT " + Render(ep), config, ct);
     }
 
-    private static IReadOnlyList<string> CommandOf(StageState state, InstructionNode node)
+    private static IReadOnlyList<string> CommandOf(StageState state, CommandLine command)
     {
-        if (node.IsJson) return [.. node.Arguments.Select(a => a.Text)];
-        var line = node.Arguments.Count > 0 ? node.Arguments[0].Text : "";
+        if (command.IsJson) return command.Arguments;
+        var line = command.Arguments.Count > 0 ? command.Arguments[0] : "";
         return [.. state.Shell, line];
     }
 
     private static string Render(IReadOnlyList<string> command) => "[" + string.Join(' ', command.Select(c => "\"" + c + "\"")) + "]";
 
-    private Task HealthcheckAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task HealthcheckAsync(StageState state, HealthcheckInstruction node, CancellationToken ct)
     {
-        if (node.Arguments.Count == 0) throw Fail(node, "HEALTHCHECK requires an argument");
-        var type = node.Arguments[0].Text.ToUpperInvariant();
-        HealthConfig health;
-        if (type == "NONE")
-        {
-            if (node.Arguments.Count > 1 || node.Flags.Count > 0) throw Fail(node, "HEALTHCHECK NONE takes no arguments");
-            health = new HealthConfig(["NONE"], 0, 0, 0, 0);
-        }
-        else if (type == "CMD")
-        {
-            var rest = node.Arguments.Skip(1).Select(a => a.Text).ToList();
-            if (rest.Count == 0) throw Fail(node, "missing command after HEALTHCHECK CMD");
-            IReadOnlyList<string> test = node.IsJson ? ["CMD", .. rest] : ["CMD-SHELL", rest[0]];
-            long interval = 0, timeout = 0, start = 0;
-            var retries = 0;
-            foreach (var flag in node.Flags)
-            {
-                var eq = flag.Text.IndexOf('=', StringComparison.Ordinal);
-                var name = eq < 0 ? flag.Text : flag.Text[..eq];
-                var value = eq < 0 ? "" : flag.Text[(eq + 1)..];
-                try
-                {
-                    switch (name)
-                    {
-                        case "--interval": interval = GoDuration.ParseNanoseconds(value); break;
-                        case "--timeout": timeout = GoDuration.ParseNanoseconds(value); break;
-                        case "--start-period": start = GoDuration.ParseNanoseconds(value); break;
-                        case "--retries": retries = int.Parse(value, CultureInfo.InvariantCulture); break;
-                        default: throw Fail(node, $"unknown flag: {name}");
-                    }
-                }
-                catch (FormatException e)
-                {
-                    throw Fail(node, e.Message, e);
-                }
-            }
-            health = new HealthConfig(test, interval, timeout, start, retries);
-        }
-        else throw Fail(node, $"unknown type for HEALTHCHECK: {type}");
+        // The classic builder knows no --start-interval (BuildKit's).
+        if (!node.IsNone && node.StartInterval is not null) throw Fail(node, "unknown flag: --start-interval");
+        var health = node.IsNone
+            ? new HealthConfig(["NONE"], 0, 0, 0, 0)
+            : new HealthConfig(node.Test, Nanoseconds(node.Interval), Nanoseconds(node.Timeout), Nanoseconds(node.StartPeriod), node.Retries ?? 0);
         return CommitMetadataAsync(state, node, "HEALTHCHECK &{" + string.Join(' ', health.Test!) + "}", state.Config with { Healthcheck = health }, ct);
     }
 
-    private Task StopSignalAsync(StageState state, InstructionNode node, CancellationToken ct)
+    /// <summary>A duration as the image config stores it (nanoseconds; 0 = the default).</summary>
+    private static long Nanoseconds(TimeSpan? duration) => duration is null ? 0 : duration.Value.Ticks * 100;
+
+    private Task StopSignalAsync(StageState state, StopSignalInstruction node, CancellationToken ct)
     {
-        var signal = Expand(state, SingleArgument(node));
+        var signal = Expand(state, SingleArgument(node, node.Signal));
         return CommitMetadataAsync(state, node, "STOPSIGNAL " + signal, state.Config with { StopSignal = signal }, ct);
     }
 
-    private Task ShellAsync(StageState state, InstructionNode node, CancellationToken ct)
-    {
-        if (!node.IsJson || node.Arguments.Count == 0) throw Fail(node, "SHELL requires the arguments to be in JSON form");
-        IReadOnlyList<string> shell = [.. node.Arguments.Select(a => a.Text)];
-        return CommitMetadataAsync(state, node, "SHELL " + Render(shell), state.Config with { Shell = shell }, ct);
-    }
+    private Task ShellAsync(StageState state, ShellInstruction node, CancellationToken ct) =>
+        CommitMetadataAsync(state, node, "SHELL " + Render(node.Shell), state.Config with { Shell = node.Shell }, ct);
 
-    private Task OnbuildAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task OnbuildAsync(StageState state, OnbuildInstruction node, CancellationToken ct)
     {
-        var trigger = node.Trigger ?? throw Fail(node, "ONBUILD requires at least one argument");
-        if (trigger.Keyword is Keywords.Onbuild) throw Fail(node, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
-        if (trigger.Keyword is Keywords.From or Keywords.Maintainer) throw Fail(node, $"{trigger.Keyword} isn't allowed as an ONBUILD trigger");
-        var expression = OnbuildPrefix().Replace(node.Original, "", 1).Trim();
+        var expression = node.Expression.Trim();
         var list = (state.Config.OnBuild ?? []).Append(expression).ToList();
         return CommitMetadataAsync(state, node, "ONBUILD " + expression, state.Config with { OnBuild = list }, ct);
     }
 
-    private Task MaintainerAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task MaintainerAsync(StageState state, MaintainerInstruction node, CancellationToken ct)
     {
-        state.Maintainer = SingleArgument(node);
+        state.Maintainer = SingleArgument(node, node.Maintainer);
         return CommitMetadataAsync(state, node, "MAINTAINER " + state.Maintainer, state.Config, ct);
     }
 
-    private async Task TagAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private async Task TagAsync(StageState state, TagInstruction node, CancellationToken ct)
     {
-        if (node.Arguments.Count == 0) throw Fail(node, "TAG requires at least one image name");
         var image = state.ImageId ?? throw Fail(node, "TAG needs an image: nothing has been built in this stage yet");
-        foreach (var word in node.Arguments)
+        foreach (var word in node.References)
         {
-            foreach (var name in _expander.ExpandWords(word.Text, Lookup(state)))
+            foreach (var name in _expander.ExpandWords(word, Lookup(state)))
             {
+                // Words with variables are checked here, after expansion (the others were when the file was read).
+                if (InstructionParser.CheckTagReference(name) is { } why) throw Fail(node, why);
                 try
                 {
                     await _engine.TagImageAsync(image, name, ct).ConfigureAwait(false);
@@ -310,36 +296,37 @@ public sealed partial class BuildExecutor
                 {
                     throw Fail(node, $"cannot tag {BuildLog.ShortId(image)} as {name}: {e.Message}", e);
                 }
-                _tagged[name] = image;
+                _tagged[ImageReferenceSyntax.Normalize(name)] = image;
                 _taggedImages.Add(new TaggedImage(name, image, node.Range.StartLine));
                 _log.Line($" ---> Tagged {BuildLog.ShortId(image)} as {name}");
             }
         }
     }
 
-    private async Task CompressStepAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private async Task CompressStepAsync(StageState state, CompressInstruction node, CancellationToken ct)
     {
-        if (node.Arguments.Count > 1) throw Fail(node, "COMPRESS takes at most one base");
-        string? baseId;
-        if (node.Arguments.Count == 0) baseId = state.BaseImageId;
-        else
+        CompressBase resolved;
+        try
         {
-            var name = Expand(state, node.Arguments[0].Text);
-            var stage = FindStage(name, state.Stage.Index);
-            if (name.Equals("scratch", StringComparison.OrdinalIgnoreCase)) baseId = null;
-            else if (stage is not null && _finishedStages.TryGetValue(stage.Index, out var prior)) baseId = prior.ImageId;
-            else if (_tagged.TryGetValue(name, out var taggedId)) baseId = taggedId;
-            else
-            {
-                var image = await _engine.InspectImageAsync(name, ct).ConfigureAwait(false)
-                    ?? throw Fail(node, $"COMPRESS base {name} is neither a stage, a TAG of this build nor an image the engine has");
-                baseId = image.Id;
-            }
+            resolved = _model.ResolveCompressBase(state.Stage, node, node.Base is null ? null : Expand(state, node.Base));
         }
+        catch (DockerfileException e)
+        {
+            throw Fail(node, e.Detail, e);
+        }
+        var baseId = resolved.Kind switch
+        {
+            CompressBaseKind.StageFrom => state.BaseImageId,
+            CompressBaseKind.Scratch => null,
+            CompressBaseKind.Stage when _finishedStages.TryGetValue(resolved.Stage!.Index, out var prior) => prior.ImageId,
+            CompressBaseKind.Tag when _tagged.TryGetValue(resolved.Value, out var taggedId) => taggedId,
+            _ => (await _engine.InspectImageAsync(resolved.Value, ct).ConfigureAwait(false)
+                  ?? throw Fail(node, $"COMPRESS base {resolved.Value} is neither a stage, a TAG of this build nor an image the engine has")).Id,
+        };
         await CompressAsync(state, baseId, node, "COMPRESS", ct).ConfigureAwait(false);
     }
 
-    private async Task<StageState> CompressAsync(StageState state, string? baseId, InstructionNode node, string what, CancellationToken ct)
+    private async Task<StageState> CompressAsync(StageState state, string? baseId, Instruction node, string what, CancellationToken ct)
     {
         if (_squash is null) throw Fail(node, $"{what} needs the squash engine, which this build of layertool does not have");
         var image = state.ImageId ?? throw Fail(node, $"{what} needs an image: nothing has been built in this stage yet");
@@ -374,10 +361,10 @@ public sealed partial class BuildExecutor
         return state;
     }
 
-    private string SingleArgument(InstructionNode node)
+    private string SingleArgument(Instruction node, string value)
     {
-        if (node.Arguments.Count == 0 || node.Arguments[0].Text.Trim().Length == 0) throw Fail(node, $"{node.Keyword} requires exactly one argument");
-        return node.Arguments[0].Text.Trim();
+        if (value.Trim().Length == 0) throw Fail(node, $"{node.Keyword} requires exactly one argument");
+        return value.Trim();
     }
 
     internal static string CleanAbsolute(string path)

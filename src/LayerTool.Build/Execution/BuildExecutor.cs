@@ -7,8 +7,11 @@ using LayerTool.Build.Context;
 using LayerTool.Build.Engine;
 using LayerTool.Build.Squash;
 using LayerTool.Dockerfile;
+using LayerTool.Dockerfile.Instructions;
+using LayerTool.Dockerfile.Model;
 using LayerTool.Dockerfile.Shell;
 using LayerTool.Dockerfile.Syntax;
+using Stage = LayerTool.Dockerfile.Model.Stage;
 
 namespace LayerTool.Build.Execution;
 
@@ -45,12 +48,13 @@ public sealed partial class BuildExecutor
     private BuildContext _context = null!;
     private ShellWordExpander _expander = new();
     private string _fileName = "Dockerfile";
-    private List<Stage> _stages = [];
+    private DockerfileModel _model = null!;
     private int _step;
     private int _totalSteps;
     private int _cachedSteps;
     private int _containerCounter;
     private string? _emptyImageId;
+    private bool? _argsInEnv;
 
     /// <param name="engine">The engine to build with.</param>
     /// <param name="squash">The squash engine for COMPRESS and --squash (null: those fail with a clear error).</param>
@@ -95,15 +99,24 @@ public sealed partial class BuildExecutor
         _context = BuildContext.Open(contextDir, relDockerfile.StartsWith("..", StringComparison.Ordinal) ? null : relDockerfile);
         if (_options.CacheDirectory is not null && !_options.NoCache) _cache = BuildCache.Open(_options.CacheDirectory);
 
-        var syntax = DockerfileParser.Parse(await File.ReadAllTextAsync(dockerfile, ct).ConfigureAwait(false), _fileName);
-        _expander = new ShellWordExpander(syntax.EscapeToken);
-        _stages = SplitStages(syntax);
+        var text = await File.ReadAllTextAsync(dockerfile, ct).ConfigureAwait(false);
+        try
+        {
+            // The whole file is read and checked before the first step, as the classic builder does.
+            _model = DockerfileModelBuilder.Build(DockerfileParser.Parse(text, _fileName));
+        }
+        catch (DockerfileException e)
+        {
+            throw new BuildException($"{e.FileName}:{e.Line}: {e.Detail}", e);
+        }
+        _expander = _model.CreateExpander();
+        foreach (var meta in _model.MetaArgs) DeclareMetaArgs(meta);
         var target = FindTarget();
         var needed = NeededStages(target);
-        _totalSteps = _stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Body.Count) + (_options.Labels is { Count: > 0 } ? 1 : 0);
+        _totalSteps = _model.Stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Instructions.Count) + (_options.Labels is { Count: > 0 } ? 1 : 0);
 
         StageState? last = null;
-        foreach (var stage in _stages.Where(s => needed.Contains(s.Index)))
+        foreach (var stage in _model.Stages.Where(s => needed.Contains(s.Index)))
         {
             last = await RunStageAsync(stage, stage.Index == target.Index, ct).ConfigureAwait(false);
             _finishedStages[stage.Index] = last;
@@ -132,59 +145,18 @@ public sealed partial class BuildExecutor
         return new BuildResult(imageId, tags, _taggedImages, _compressions, _step, _cachedSteps);
     }
 
-    private List<Stage> SplitStages(DockerfileSyntax syntax)
+    private void DeclareMetaArgs(ArgInstruction arg)
     {
-        var stages = new List<Stage>();
-        InstructionNode? from = null;
-        var body = new List<InstructionNode>();
-        foreach (var node in syntax.Instructions)
+        foreach (var decl in arg.Args)
         {
-            if (node.Keyword == Keywords.From)
-            {
-                if (from is not null) stages.Add(MakeStage(stages.Count, from, body));
-                from = node;
-                body = [];
-            }
-            else if (from is null)
-            {
-                if (node.Keyword != Keywords.Arg) throw Fail(node, "no build stage in current context: only ARG may come before the first FROM");
-                DeclareMetaArgs(node);
-            }
-            else body.Add(node);
-        }
-        if (from is null) throw new BuildException($"{_fileName}: the Dockerfile has no FROM instruction");
-        stages.Add(MakeStage(stages.Count, from, body));
-        return stages;
-    }
-
-    private Stage MakeStage(int index, InstructionNode from, List<InstructionNode> body)
-    {
-        string? name = null;
-        var args = from.Arguments;
-        if (args.Count == 3 && args[1].Text.Equals("AS", StringComparison.OrdinalIgnoreCase)) name = args[2].Text.ToLowerInvariant();
-        else if (args.Count != 1) throw Fail(from, "FROM requires either one or three arguments");
-        return new Stage(index, name, from, body);
-    }
-
-    private void DeclareMetaArgs(InstructionNode node)
-    {
-        foreach (var word in node.Arguments)
-        {
-            var (name, value) = ParseArgWord(word.Text, MetaLookup());
-            if (_options.BuildArgs?.TryGetValue(name, out var given) == true)
+            var value = decl.DefaultValue is null ? null : _expander.ExpandWord(decl.DefaultValue, MetaLookup());
+            if (_options.BuildArgs?.TryGetValue(decl.Name, out var given) == true)
             {
                 value = given;
-                _usedBuildArgs.Add(name);
+                _usedBuildArgs.Add(decl.Name);
             }
-            _metaArgs[name] = value;
+            _metaArgs[decl.Name] = value;
         }
-    }
-
-    private (string Name, string? Value) ParseArgWord(string word, IVariableLookup lookup)
-    {
-        var eq = word.IndexOf('=', StringComparison.Ordinal);
-        if (eq < 0) return (word, null);
-        return (word[..eq], _expander.ExpandWord(word[(eq + 1)..], lookup));
     }
 
     private VariableLookup MetaLookup() =>
@@ -192,12 +164,12 @@ public sealed partial class BuildExecutor
 
     private Stage FindTarget()
     {
-        if (_options.Target is null) return _stages[^1];
+        if (_options.Target is null) return _model.Stages[^1];
         var t = _options.Target.ToLowerInvariant();
-        return _stages.FirstOrDefault(s => s.Name == t) ?? throw new BuildException($"failed to reach build target {_options.Target} in Dockerfile");
+        return _model.Stages.FirstOrDefault(s => s.Name == t) ?? throw new BuildException($"failed to reach build target {_options.Target} in Dockerfile");
     }
 
-    /// <summary>The target and, transitively, the stages its FROM and COPY --from name.</summary>
+    /// <summary>The target and, transitively, the stages its FROM, COPY --from and COMPRESS name.</summary>
     private HashSet<int> NeededStages(Stage target)
     {
         var needed = new HashSet<int>();
@@ -206,12 +178,11 @@ public sealed partial class BuildExecutor
         {
             var s = pending.Pop();
             if (!needed.Add(s.Index)) continue;
-            var refs = new List<string> { ExpandMeta(s.From.Arguments[0].Text) };
-            refs.AddRange(s.Body.Concat(s.Body.Where(n => n.Trigger is not null).Select(n => n.Trigger!))
-                .Where(n => n.Keyword is Keywords.Copy or Keywords.Add)
-                .SelectMany(n => n.Flags)
-                .Where(f => f.Text.StartsWith("--from=", StringComparison.Ordinal))
-                .Select(f => ExpandMeta(f.Text["--from=".Length..])));
+            var refs = new List<string> { ExpandMeta(s.From.BaseName) };
+            var body = s.Instructions.Select(i => i is OnbuildInstruction o ? o.Trigger : i).ToList();
+            refs.AddRange(body.OfType<CopyInstruction>().Select(c => c.From).OfType<string>().Select(ExpandMeta));
+            // A COMPRESS onto an earlier stage needs that stage's image.
+            refs.AddRange(body.OfType<CompressInstruction>().Select(c => c.Base).OfType<string>().Where(b => !b.Contains('$', StringComparison.Ordinal)));
             foreach (var r in refs)
             {
                 var dep = FindStage(r, s.Index);
@@ -227,20 +198,20 @@ public sealed partial class BuildExecutor
     private Stage? FindStage(string reference, int before)
     {
         var lower = reference.ToLowerInvariant();
-        var byName = _stages.FirstOrDefault(s => s.Index < before && s.Name == lower);
+        var byName = _model.Stages.FirstOrDefault(s => s.Index < before && s.Name == lower);
         if (byName is not null) return byName;
-        return int.TryParse(reference, NumberStyles.None, CultureInfo.InvariantCulture, out var i) && i < before ? _stages[i] : null;
+        return int.TryParse(reference, NumberStyles.None, CultureInfo.InvariantCulture, out var i) && i < before ? _model.Stages[i] : null;
     }
 
     private async Task<StageState> RunStageAsync(Stage stage, bool isTarget, CancellationToken ct)
     {
         var state = new StageState(stage);
         await FromAsync(state, ct).ConfigureAwait(false);
-        foreach (var node in stage.Body)
+        foreach (var instruction in stage.Instructions)
         {
             ct.ThrowIfCancellationRequested();
-            BeginStep(node);
-            await ExecuteAsync(state, node, ct).ConfigureAwait(false);
+            BeginStep(instruction);
+            await ExecuteAsync(state, instruction, ct).ConfigureAwait(false);
         }
         if (isTarget && _options.Labels is { Count: > 0 } labels)
         {
@@ -254,18 +225,18 @@ public sealed partial class BuildExecutor
         return state;
     }
 
-    private void BeginStep(InstructionNode node)
+    private void BeginStep(Instruction instruction)
     {
         _step++;
-        _log.Line($"Step {_step}/{_totalSteps} : {node.Original.Trim()}");
+        _log.Line($"Step {_step}/{_totalSteps} : {instruction.Original.Trim()}");
     }
 
     private async Task FromAsync(StageState state, CancellationToken ct)
     {
         var node = state.Stage.From;
         BeginStep(node);
-        var reference = ExpandMeta(node.Arguments[0].Text);
-        if (reference.Length == 0) throw Fail(node, "base name (" + node.Arguments[0].Text + ") should not be blank");
+        var reference = ExpandMeta(node.BaseName);
+        if (reference.Length == 0) throw Fail(node, "base name (" + node.BaseName + ") should not be blank");
         var stageRef = FindStage(reference, state.Stage.Index);
         if (stageRef is not null && string.Equals(stageRef.Name, reference, StringComparison.OrdinalIgnoreCase))
         {
@@ -314,14 +285,18 @@ public sealed partial class BuildExecutor
             state.Config = state.Config with { OnBuild = [] };
             foreach (var trigger in triggers)
             {
-                var parsed = DockerfileParser.Parse(trigger + "\n", _fileName).Instructions;
-                foreach (var t in parsed)
+                Instruction parsed;
+                try
                 {
-                    var located = t with { Range = node.Range, Position = node.Position };
-                    if (t.Keyword is Keywords.Onbuild or Keywords.From or Keywords.Maintainer)
-                        throw Fail(node, $"{t.Keyword} isn't allowed as an ONBUILD trigger");
-                    await ExecuteAsync(state, located, ct).ConfigureAwait(false);
+                    parsed = OnbuildTriggers.Parse(trigger, _fileName);
                 }
+                catch (DockerfileException e)
+                {
+                    throw Fail(node, e.Detail, e);
+                }
+                // A trigger runs as part of the FROM step: its errors name the FROM line.
+                var located = parsed with { Node = parsed.Node with { Range = node.Range, Position = node.Position } };
+                await ExecuteAsync(state, located, ct).ConfigureAwait(false);
             }
         }
         else if (state.Config.OnBuild is not null && state.ImageId is not null)
@@ -336,33 +311,31 @@ public sealed partial class BuildExecutor
         return reference.IndexOf(':', slash + 1) >= 0;
     }
 
-    private Task ExecuteAsync(StageState state, InstructionNode node, CancellationToken ct)
+    private Task ExecuteAsync(StageState state, Instruction instruction, CancellationToken ct)
     {
-        if (node.Error is not null) throw node.Error.ToException();
-        if (node.Heredocs.Count > 0) throw Fail(node, "heredocs need BuildKit; the classic builder (and layertool) does not support them");
-        return node.Keyword switch
+        if (instruction.Node.Heredocs.Count > 0) throw Fail(instruction, "heredocs need BuildKit; the classic builder (and layertool) does not support them");
+        return instruction switch
         {
-            Keywords.Run => RunAsync(state, node, ct),
-            Keywords.Copy => CopyAsync(state, node, isAdd: false, ct),
-            Keywords.Add => CopyAsync(state, node, isAdd: true, ct),
-            Keywords.Env => EnvAsync(state, node, ct),
-            Keywords.Arg => ArgAsync(state, node, ct),
-            Keywords.Label => LabelAsync(state, node, ct),
-            Keywords.Expose => ExposeAsync(state, node, ct),
-            Keywords.Volume => VolumeAsync(state, node, ct),
-            Keywords.User => UserAsync(state, node, ct),
-            Keywords.Workdir => WorkdirAsync(state, node, ct),
-            Keywords.Cmd => CmdAsync(state, node, ct),
-            Keywords.Entrypoint => EntrypointAsync(state, node, ct),
-            Keywords.Healthcheck => HealthcheckAsync(state, node, ct),
-            Keywords.StopSignal => StopSignalAsync(state, node, ct),
-            Keywords.Shell => ShellAsync(state, node, ct),
-            Keywords.Onbuild => OnbuildAsync(state, node, ct),
-            Keywords.Maintainer => MaintainerAsync(state, node, ct),
-            Keywords.Tag => TagAsync(state, node, ct),
-            Keywords.Compress => CompressStepAsync(state, node, ct),
-            Keywords.From => throw Fail(node, "FROM cannot appear here"),
-            _ => throw Fail(node, $"unknown instruction: {node.KeywordAsWritten}"),
+            RunInstruction i => RunAsync(state, i, ct),
+            FileInstruction i => CopyAsync(state, i, ct),
+            EnvInstruction i => EnvAsync(state, i, ct),
+            ArgInstruction i => ArgAsync(state, i, ct),
+            LabelInstruction i => LabelAsync(state, i, ct),
+            ExposeInstruction i => ExposeAsync(state, i, ct),
+            VolumeInstruction i => VolumeAsync(state, i, ct),
+            UserInstruction i => UserAsync(state, i, ct),
+            WorkdirInstruction i => WorkdirAsync(state, i, ct),
+            CmdInstruction i => CmdAsync(state, i, ct),
+            EntrypointInstruction i => EntrypointAsync(state, i, ct),
+            HealthcheckInstruction i => HealthcheckAsync(state, i, ct),
+            StopSignalInstruction i => StopSignalAsync(state, i, ct),
+            ShellInstruction i => ShellAsync(state, i, ct),
+            OnbuildInstruction i => OnbuildAsync(state, i, ct),
+            MaintainerInstruction i => MaintainerAsync(state, i, ct),
+            TagInstruction i => TagAsync(state, i, ct),
+            CompressInstruction i => CompressStepAsync(state, i, ct),
+            FromInstruction => throw Fail(instruction, "FROM cannot appear here"),
+            _ => throw Fail(instruction, $"unknown instruction: {instruction.Node.KeywordAsWritten}"),
         };
     }
 
@@ -395,9 +368,9 @@ public sealed partial class BuildExecutor
 
     private string ArgsKey(StageState state) => string.Join('\n', RunArgs(state).Select(a => a.Key + "=" + a.Value));
 
-    private BuildException Fail(InstructionNode node, string message, Exception? inner = null)
+    private BuildException Fail(Instruction instruction, string message, Exception? inner = null)
     {
-        var text = $"{_fileName}:{node.Range.StartLine}: {message}";
+        var text = $"{_fileName}:{instruction.Range.StartLine}: {message}";
         return inner is null ? new BuildException(text) : new BuildException(text, inner);
     }
 
@@ -515,7 +488,7 @@ public sealed partial class BuildExecutor
         BuildCache.Key(state.ImageId ?? "scratch", instruction, state.Config.ToCanonicalJson(), ArgsKey(state), state.Maintainer, extra);
 
     /// <summary>A step that changes only the config: a container that is never started, committed with the new config.</summary>
-    private async Task CommitMetadataAsync(StageState state, InstructionNode node, string text, ContainerConfig newConfig, CancellationToken ct)
+    private async Task CommitMetadataAsync(StageState state, Instruction node, string text, ContainerConfig newConfig, CancellationToken ct)
     {
         var key = StepKey(state, text);
         if (await TryCacheAsync(state, key, newConfig, ct).ConfigureAwait(false)) return;
@@ -524,7 +497,7 @@ public sealed partial class BuildExecutor
     }
 
     /// <summary>Creates the step's container, lets <paramref name="prepare"/> change it, commits with the full config and removes it.</summary>
-    private async Task CommitStepAsync(StageState state, InstructionNode node, string? key, ContainerConfig newConfig, IReadOnlyList<string> command,
+    private async Task CommitStepAsync(StageState state, Instruction node, string? key, ContainerConfig newConfig, IReadOnlyList<string> command,
         Func<string, Task>? prepare, CancellationToken ct)
     {
         var (containerConfig, commitConfig) = StepConfigs(newConfig, command);

@@ -1,10 +1,7 @@
 using LayerTool.Build.Engine;
-using LayerTool.Dockerfile.Syntax;
+using LayerTool.Dockerfile.Model;
 
 namespace LayerTool.Build.Execution;
-
-/// <summary>One stage of the Dockerfile: its FROM and the instructions after it.</summary>
-internal sealed record Stage(int Index, string? Name, InstructionNode From, IReadOnlyList<InstructionNode> Body);
 
 /// <summary>What a stage has built so far. Owned by one stage's run; replaced field by field as steps finish.</summary>
 internal sealed class StageState(Stage stage)

@@ -81,7 +81,12 @@ public sealed record LabelInstruction(IReadOnlyList<KeyValue> Labels) : Instruct
 /// <summary><c>EXPOSE 80 443/tcp</c>, raw words (expand, then split on spaces, at build time).</summary>
 public sealed record ExposeInstruction(IReadOnlyList<string> Ports) : Instruction;
 
-public sealed record VolumeInstruction(IReadOnlyList<string> Paths) : Instruction;
+/// <summary><c>VOLUME /a /b</c> (words, split again after expansion) or <c>VOLUME ["/a", "/b"]</c> (one path per string).</summary>
+public sealed record VolumeInstruction(IReadOnlyList<string> Paths) : Instruction
+{
+    /// <summary>True when written as a JSON array: each string is one path, never split.</summary>
+    public bool IsJson => Node.IsJson;
+}
 
 public sealed record UserInstruction(string User) : Instruction;
 

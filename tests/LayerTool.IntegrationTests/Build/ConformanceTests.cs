@@ -8,7 +8,8 @@ namespace LayerTool.IntegrationTests.Build;
 /// Every folder under Build/Conformance is built by <c>DOCKER_BUILDKIT=0 docker build</c> and by LayerTool's
 /// executor; the two images must have the same config (the fields the issue names) and the same filesystem,
 /// entry by entry (type, mode, owner, size, content hash, link target). A <c>flags</c> file holds docker flags
-/// (<c>--build-arg=K=V</c>, <c>--target=NAME</c>), one per line.
+/// (<c>--build-arg=K=V</c>, <c>--target=NAME</c>), one per line. A folder with an <c>expect-error</c> file is a
+/// build that must fail: docker's output and LayerTool's error must both contain that file's text.
 /// </summary>
 [Collection(EngineCollection.Name)]
 public sealed class ConformanceTests(EngineFixture engine)
@@ -33,11 +34,17 @@ public sealed class ConformanceTests(EngineFixture engine)
         var flags = File.Exists(Path.Combine(dir, "flags")) ? File.ReadAllLines(Path.Combine(dir, "flags")).Where(l => l.Length > 0).ToList() : [];
         var dockerTag = $"layertool-conformance/docker:{name}";
         var oursTag = $"layertool-conformance/ours:{name}";
+        var expectedError = File.Exists(Path.Combine(dir, "expect-error")) ? File.ReadAllText(Path.Combine(dir, "expect-error")).Trim() : null;
         try
         {
             var docker = await EngineFixture.RunAsync("docker", ["build", "-q", "--force-rm", "--network", "none", "-t", dockerTag, .. flags, dir], dir, CancellationToken.None, null,
                 new Dictionary<string, string> { ["DOCKER_HOST"] = engine.DockerHost, ["DOCKER_BUILDKIT"] = "0" });
-            docker.ExitCode.ShouldBe(0, $"docker build failed:\n{docker.StdErr}");
+            if (expectedError is not null)
+            {
+                docker.ExitCode.ShouldNotBe(0, "docker build was expected to fail");
+                (docker.StdOut + docker.StdErr).ShouldContain(expectedError);
+            }
+            else docker.ExitCode.ShouldBe(0, $"docker build failed:\n{docker.StdErr}");
 
             var buildArgs = flags.Where(f => f.StartsWith("--build-arg=", StringComparison.Ordinal)).Select(f => f["--build-arg=".Length..].Split('=', 2))
                 .ToDictionary(p => p[0], p => p[1]);
@@ -45,6 +52,12 @@ public sealed class ConformanceTests(EngineFixture engine)
             var output = new StringWriter();
             var executor = new BuildExecutor(new DockerBuildEngine(engine.Connection), null, null,
                 new BuildOptions(dir, Tags: [oursTag], BuildArgs: buildArgs, Target: target, NetworkMode: "none", NoCache: true), new BuildLog(output, ProgressMode.Plain, false));
+            if (expectedError is not null)
+            {
+                (await Should.ThrowAsync<BuildException>(() => executor.BuildAsync(CancellationToken.None))).Message.ShouldContain(expectedError);
+                (await engine.DockerAsync(["ps", "-aq", "--filter", "name=" + BuildExecutor.ContainerNamePrefix + executor.BuildId])).Trim().ShouldBeEmpty("the build left containers behind");
+                return;
+            }
             await executor.BuildAsync(CancellationToken.None);
             (await engine.DockerAsync(["ps", "-aq", "--filter", "name=" + BuildExecutor.ContainerNamePrefix + executor.BuildId])).Trim().ShouldBeEmpty("the build left containers behind");
 
