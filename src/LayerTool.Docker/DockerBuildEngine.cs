@@ -299,7 +299,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             }
             if (root["history"] is JsonArray { Count: > 0 } history && history[^1] is JsonObject last)
                 last["created_by"] = string.Join(' ', createdBy);
-            var bytes = JsonSerializer.SerializeToUtf8Bytes(root);
+            var bytes = Utf8(root);
             var newHex = Convert.ToHexStringLower(SHA256.HashData(bytes));
 
             // A docker-archive of configs only: the engine has every layer, so none is sent. The parent's own
@@ -310,11 +310,11 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             {
                 var parentHex = parent["sha256:".Length..];
                 files.Add((parentHex + ".json", parentBytes));
-                manifest.Add(ManifestItem(parentHex + ".json", parentBytes, null));
+                manifest.Add((JsonNode)ManifestItem(parentHex + ".json", parentBytes, null));
             }
             files.Add((newHex + ".json", bytes));
-            manifest.Add(ManifestItem(newHex + ".json", bytes, raw.ContainsKey(parent ?? "") ? parent : null));
-            files.Add(("manifest.json", JsonSerializer.SerializeToUtf8Bytes(manifest)));
+            manifest.Add((JsonNode)ManifestItem(newHex + ".json", bytes, raw.ContainsKey(parent ?? "") ? parent : null));
+            files.Add(("manifest.json", Utf8(manifest)));
             using var archive = new MemoryStream();
             using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
             {
@@ -406,6 +406,14 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             _graphDriverStore = Images.DockerImageEngine.StoreKindFrom(info.DriverStatus) == Images.ImageStoreKind.GraphDriver;
             return _graphDriverStore.Value;
         });
+
+    /// <summary>A JSON node's compact UTF-8 bytes (written by hand: reflection-free, the tool runs as Native AOT).</summary>
+    private static byte[] Utf8(JsonNode node)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer)) node.WriteTo(writer);
+        return buffer.WrittenSpan.ToArray();
+    }
 
     private static (string Name, string Tag) SplitTag(string reference)
     {
