@@ -50,15 +50,15 @@ public sealed class EngineSquashService : ISquashService
         if (request.OutputFormat is not ("docker" or "oci"))
             throw new ArgumentException($"unknown output format '{request.OutputFormat}' (docker or oci)", nameof(request));
 
-        var final = await _engine.TryInspectImageAsync(request.Image, cancellationToken).ConfigureAwait(false)
-                    ?? throw new EngineException($"no such image: {request.Image}");
-        EngineImage? baseImage = null;
-        if (request.Base is not null)
-        {
-            baseImage = await _engine.TryInspectImageAsync(request.Base, cancellationToken).ConfigureAwait(false)
-                        ?? throw new EngineException($"no such image: {request.Base} (the base)");
-        }
-        var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
+        // Three independent round trips to the engine (/info is the slowest), sent side by side.
+        var finalTask = _engine.TryInspectImageAsync(request.Image, cancellationToken);
+        var baseTask = request.Base is null ? Task.FromResult<EngineImage?>(null) : _engine.TryInspectImageAsync(request.Base, cancellationToken);
+        var storeTask = _engine.GetStoreKindAsync(cancellationToken);
+        await Task.WhenAll(finalTask, baseTask, storeTask).ConfigureAwait(false);
+        var final = await finalTask.ConfigureAwait(false) ?? throw new EngineException($"no such image: {request.Image}");
+        var baseImage = await baseTask.ConfigureAwait(false);
+        if (request.Base is not null && baseImage is null) throw new EngineException($"no such image: {request.Base} (the base)");
+        var store = await storeTask.ConfigureAwait(false);
 
         // --- overlay2 fast path hook (Overlay2/Overlay2Squash.cs) ---
         string? fastReason = "disabled (--no-fast-path)";
