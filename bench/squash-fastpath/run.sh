@@ -18,7 +18,8 @@ LT=${LAYERTOOL:-"dotnet $ROOT/src/LayerTool.Cli/bin/Release/net10.0/layertool.dl
 [ -n "${LAYERTOOL:-}" ] || dotnet build -c Release -v q -nologo "$ROOT/src/LayerTool.Cli" >/dev/null
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+rss() { rmi "$p-lt:1"; /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+rmi() { docker image rm -f "$1" >/dev/null 2>&1 || true; }
 
 churn() { # BASE DIR
   mkdir -p "$2"
@@ -38,11 +39,13 @@ workload() { # NAME BASE IMAGE
   churn "$base" "$dir"
   docker build -q -t "$image" "$dir" >/dev/null
   $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >/dev/null 2>&1   # warm the base index
+  # Before each timed squash the previous result is removed (untimed): otherwise the engine still has the
+  # new layer (same diffID every run), and docker load skips applying it, which build --squash never does.
   for i in $(seq "$RUNS"); do
-    t $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >> "$dir/fast"
-    [ -z "${BEFORE:-}" ] || t $BEFORE squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >> "$dir/before"
-    [ -n "${NO_API:-}" ] || t $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" --no-fast-path >> "$dir/api"
-    t docker build -q --squash -t "$p-sq:1" "$dir" >> "$dir/squash"
+    rmi "$p-lt:1"; t $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >> "$dir/fast"
+    [ -z "${BEFORE:-}" ] || { rmi "$p-lt:1"; t $BEFORE squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >> "$dir/before"; }
+    [ -n "${NO_API:-}" ] || { rmi "$p-lt:1"; t $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" --no-fast-path >> "$dir/api"; }
+    rmi "$p-sq:1"; t docker build -q --squash -t "$p-sq:1" "$dir" >> "$dir/squash"
     t sh -c "docker save $image | docker load" >> "$dir/saveload"
   done
   local F A S L RF RA
