@@ -10,7 +10,13 @@ namespace LayerTool.Image.Formats;
 /// </summary>
 internal sealed class ArchiveStream : Stream
 {
-    /// <summary>Bytes per read when copied to another stream: large writes make few socket writes.</summary>
+    /// <summary>
+    /// Bytes per read when copied to another stream (the HTTP body): large reads make few, large socket
+    /// writes. Measured on the load of a 122 MB layer: 4 KiB reads made the load take about twice as long
+    /// (1.0-2.3 s against 0.5-0.6 s), whether the body was chunked or had a Content-Length; 1 MiB chunks cost
+    /// nothing over a Content-Length body. That is why the reverted pipe (3c1a10b) was slower: a PipeReader
+    /// stream hands out its 4 KiB segments, so the body went out in 4 KiB chunks.
+    /// </summary>
     private const int CopyBufferSize = 1 << 20;
 
     private readonly Segment[] _segments;
