@@ -49,6 +49,9 @@ public sealed class FileLayer : ILayer
 
     public Digest DiffId { get; }
 
+    /// <summary>The layer tar's file.</summary>
+    internal string FilePath => _path;
+
     /// <summary>Null: the file's size is read when needed, and the blob is the tar itself.</summary>
     public Descriptor? Descriptor => null;
 

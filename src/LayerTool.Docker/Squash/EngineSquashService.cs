@@ -50,15 +50,15 @@ public sealed class EngineSquashService : ISquashService
         if (request.OutputFormat is not ("docker" or "oci"))
             throw new ArgumentException($"unknown output format '{request.OutputFormat}' (docker or oci)", nameof(request));
 
-        var final = await _engine.TryInspectImageAsync(request.Image, cancellationToken).ConfigureAwait(false)
-                    ?? throw new EngineException($"no such image: {request.Image}");
-        EngineImage? baseImage = null;
-        if (request.Base is not null)
-        {
-            baseImage = await _engine.TryInspectImageAsync(request.Base, cancellationToken).ConfigureAwait(false)
-                        ?? throw new EngineException($"no such image: {request.Base} (the base)");
-        }
-        var store = await _engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
+        // Three independent round trips to the engine (/info is the slowest), sent side by side.
+        var finalTask = _engine.TryInspectImageAsync(request.Image, cancellationToken);
+        var baseTask = request.Base is null ? Task.FromResult<EngineImage?>(null) : _engine.TryInspectImageAsync(request.Base, cancellationToken);
+        var storeTask = _engine.GetStoreKindAsync(cancellationToken);
+        await Task.WhenAll(finalTask, baseTask, storeTask).ConfigureAwait(false);
+        var final = await finalTask.ConfigureAwait(false) ?? throw new EngineException($"no such image: {request.Image}");
+        var baseImage = await baseTask.ConfigureAwait(false);
+        if (request.Base is not null && baseImage is null) throw new EngineException($"no such image: {request.Base} (the base)");
+        var store = await storeTask.ConfigureAwait(false);
 
         // --- overlay2 fast path hook (Overlay2/Overlay2Squash.cs) ---
         string? fastReason = "disabled (--no-fast-path)";
@@ -310,6 +310,20 @@ public sealed class EngineSquashService : ISquashService
     private async Task<string?> LoadArchiveAsync(IImage image, ImageWriteOptions options, string lookup, IReadOnlyList<string> expected,
         CancellationToken cancellationToken)
     {
+        // A docker-archive whose layers are files (the squash's new layer) is sent as it is assembled,
+        // reading the layer in place: no second copy of the layer on disk, no second hash of it (measured
+        // in docs/readme/31-fast-path.md). The stream is seekable with a known length, so the body goes
+        // out with a Content-Length: a pipe (3c1a10b, reverted) made the body chunked and was slower.
+        if (ImageArchiveWriter.TryOpenDockerArchive(image, options) is { } direct)
+        {
+            await using (direct.ConfigureAwait(false))
+            {
+                await _engine.LoadImageAsync(direct, cancellationToken).ConfigureAwait(false);
+            }
+            var loadedDirect = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
+            return loadedDirect is not null && loadedDirect.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loadedDirect.Id : null;
+        }
+
         var directory = _settings.TempDirectory ?? Path.GetTempPath();
         var path = Path.Combine(directory, $"layertool-load-{Guid.NewGuid():N}.tar");
         try

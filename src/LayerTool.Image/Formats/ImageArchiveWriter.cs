@@ -153,6 +153,64 @@ public static class ImageArchiveWriter
         }
     }
 
+    /// <summary>
+    /// A docker-archive (e.g. the body of <c>docker load</c>) whose written layers are all <see cref="FileLayer"/>s,
+    /// as a seekable stream of known length that reads each layer in place from its file: unlike
+    /// <see cref="WriteAsync(Stream, IImage, ImageWriteOptions, CancellationToken)"/>, no copy of the layer is
+    /// written and it is not hashed again (the layer was hashed while it was written; an engine checks every
+    /// diffID on load anyway). Null when some written layer is not a file.
+    /// </summary>
+    public static Stream? TryOpenDockerArchive(IImage image, ImageWriteOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Format != ImageArchiveFormat.DockerArchive || options.AsDirectory)
+        {
+            throw new ArgumentException("Only a docker-archive tar can be opened as a stream.", nameof(options));
+        }
+
+        Validate(image, options);
+        var layerPaths = new List<string>(image.Layers.Count);
+        var segments = new List<ArchiveStream.Segment>();
+        var block = new MemoryStream();
+        var tar = new TarArchiveWriter(block, options.ModificationTime);
+        for (var i = 0; i < image.Layers.Count; i++)
+        {
+            var layer = image.Layers[i];
+            var layerPath = $"{layer.DiffId.Hex}/layer.tar";
+            if (i >= options.OmitLayers && !tar.Contains(layerPath))
+            {
+                if (layer is not FileLayer file)
+                {
+                    return null;
+                }
+
+                var size = new FileInfo(file.FilePath).Length;
+                tar.AddDirectory(layer.DiffId.Hex);
+                tar.BeginMember(layerPath, size);
+                segments.Add(ArchiveStream.Segment.Of(block.ToArray()));
+                segments.Add(ArchiveStream.Segment.OfFile(file.FilePath, size));
+                block.SetLength(0);
+                tar.EndMember(size);
+            }
+
+            layerPaths.Add(layerPath);
+        }
+
+        var configPath = $"{image.Config.Digest.Hex}.json";
+        var repoTags = options.Tags.Select(t => t.WithTag(t.Tag!).FamiliarString).Distinct().ToList();
+        tar.AddFile(configPath, image.Config.Bytes.Span);
+        tar.AddFile(DockerArchiveManifest.FileName, DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configPath, repoTags, layerPaths)]));
+        if (layerPaths.Count > 0 && repoTags.Count > 0)
+        {
+            tar.AddFile("repositories", Repositories(options.Tags, image.Layers[^1].DiffId.Hex));
+        }
+
+        tar.Finish();
+        segments.Add(ArchiveStream.Segment.Of(block.ToArray()));
+        return new ArchiveStream(segments);
+    }
+
     private static void Validate(IImage image, ImageWriteOptions options)
     {
         _ = new ComposedImage(image.Config, image.Layers);

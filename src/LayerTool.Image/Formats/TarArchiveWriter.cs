@@ -77,6 +77,32 @@ internal sealed class TarArchiveWriter
         return (Digest.FromSha256Hash(hash.GetHashAndReset()), size);
     }
 
+    /// <summary>Writes only the header of a member of known <paramref name="size"/>: its data follows from
+    /// elsewhere (see <see cref="ArchiveStream"/>), then <see cref="EndMember"/>.</summary>
+    public void BeginMember(string name, long size)
+    {
+        Claim(name);
+        WriteHeader(name, '0', size, 0x1a4);
+    }
+
+    /// <summary>A small member written synchronously (for an in-memory output).</summary>
+    public void AddFile(string name, ReadOnlySpan<byte> data)
+    {
+        BeginMember(name, data.Length);
+        _output.Write(data);
+        EndMember(data.Length);
+    }
+
+    /// <summary>The end-of-archive marker, written synchronously (for an in-memory output).</summary>
+    public void Finish() => _output.Write(new byte[Block * 2]);
+
+    /// <summary>Pads a member whose <paramref name="size"/> data bytes were not written here.</summary>
+    public void EndMember(long size)
+    {
+        var pad = (int)((Block - (size % Block)) % Block);
+        if (pad > 0) _output.Write(new byte[pad]);
+    }
+
     /// <summary>Writes the end-of-archive marker (two zero blocks).</summary>
     public async Task FinishAsync(CancellationToken cancellationToken)
     {

@@ -106,7 +106,7 @@ public sealed class FsIndexBuilder
     {
         var path = entry.Path;
         var parent = EnsureParent(path);
-        var name = path.Name.ToArray();
+        var name = path.Name;
         parent.Children!.TryGetValue(name, out var existing);
 
         if (entry.Type == LayerEntryType.HardLink)
@@ -120,7 +120,7 @@ public sealed class FsIndexBuilder
             var linked = new FsNode(target.Entry with { Path = path }, target.Hash, target.Inode, _serial);
             if (_linkCounts.TryGetValue(target.Inode, out var c)) _linkCounts[target.Inode] = c + 1;
             else _linkCounts[target.Inode] = 2;
-            parent.Children![name] = linked;
+            parent.Children!.Set(linked);
             _count++;
             return linked;
         }
@@ -134,7 +134,7 @@ public sealed class FsIndexBuilder
         if (existing is not null) RemoveNode(parent, name, existing);
         if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
         var node = new FsNode(entry, hash, ++_nextInode, _serial);
-        parent.Children![name] = node;
+        parent.Children!.Set(node);
         _count++;
         return node;
     }
@@ -144,11 +144,11 @@ public sealed class FsIndexBuilder
     {
         var parent = Resolve(path.Parent);
         if (parent?.Children is null) return;
-        var name = path.Name.ToArray();
+        var name = path.Name;
         if (parent.Children.TryGetValue(name, out var node)) RemoveNode(parent, name, node);
     }
 
-    private void RemoveNode(FsNode parent, byte[] name, FsNode node)
+    private void RemoveNode(FsNode parent, ReadOnlySpan<byte> name, FsNode node)
     {
         parent.Children!.Remove(name);
         Forget(node);
@@ -180,9 +180,9 @@ public sealed class FsIndexBuilder
     /// <summary>Opaque directory: drop everything below it that earlier layers put there.</summary>
     private void Prune(FsNode dir)
     {
-        foreach (var (name, child) in dir.Children!.ToList())
+        foreach (var child in dir.Children!.ToArray())
         {
-            if (child.Serial < _serial) RemoveNode(dir, name, child);
+            if (child.Serial < _serial) RemoveNode(dir, child.Entry.Path.Name, child);
             else if (child.Children is not null) Prune(child);
         }
     }
@@ -211,7 +211,7 @@ public sealed class FsIndexBuilder
             {
                 if (child is not null) RemoveNode(node, part, child);
                 child = new FsNode(new LayerEntry { Path = current, Type = LayerEntryType.Directory, Mode = 0x1ED, Xattrs = NoXattrs }, null, ++_nextInode, _serial);
-                node.Children[part] = child;
+                node.Children.Set(child);
                 _count++;
             }
             node = child;

@@ -70,6 +70,7 @@ public static class FsIndexSerializer
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             sha.AppendData(magic);
             var counting = new RecordHasher(r, sha);
+            var names = new Dictionary<string, string>(StringComparer.Ordinal);
             while (counting.ReadByte() == 1)
             {
                 var path = LayerPath.FromBytes(counting.ReadBytes());
@@ -77,8 +78,9 @@ public static class FsIndexSerializer
                 var mode = (int)counting.Read7Bit();
                 var uid = counting.Read7Bit();
                 var gid = counting.Read7Bit();
-                var uname = Encoding.UTF8.GetString(counting.ReadBytes());
-                var gname = Encoding.UTF8.GetString(counting.ReadBytes());
+                // Owner names repeat on nearly every path: one shared string each (~60 bytes a path saved).
+                var uname = Intern(names, Encoding.UTF8.GetString(counting.ReadBytes()));
+                var gname = Intern(names, Encoding.UTF8.GetString(counting.ReadBytes()));
                 var size = counting.Read7Bit();
                 var ticks = BitConverter.ToInt64(counting.ReadFixed(8));
                 var link = counting.ReadBytes();
@@ -119,6 +121,13 @@ public static class FsIndexSerializer
             throw new ImageFormatException("the filesystem index is truncated", e);
         }
         return builder.Build();
+    }
+
+    private static string Intern(Dictionary<string, string> pool, string name)
+    {
+        if (pool.TryGetValue(name, out var shared)) return shared;
+        pool[name] = name;
+        return name;
     }
 
     private static void WriteBytes(BinaryWriter w, ReadOnlySpan<byte> bytes)

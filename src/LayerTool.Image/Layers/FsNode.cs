@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+
 namespace LayerTool.Image.Layers;
 
 /// <summary>A node of the in-memory filesystem tree behind <see cref="FsIndex"/>.</summary>
@@ -9,7 +11,7 @@ internal sealed class FsNode
         Hash = hash;
         Inode = inode;
         Serial = serial;
-        if (entry.IsDirectory) Children = new SortedDictionary<byte[], FsNode>(NameComparer.Instance);
+        if (entry.IsDirectory) Children = new ChildList();
     }
 
     public LayerEntry Entry { get; set; }
@@ -21,24 +23,94 @@ internal sealed class FsNode
     /// <summary>The layer (1-based) that created or last updated this node; 0 for a loaded index.</summary>
     public int Serial { get; set; }
 
-    /// <summary>Children by name (directories only), in byte order.</summary>
-    public SortedDictionary<byte[], FsNode>? Children { get; }
+    /// <summary>Children (directories only), in byte order of their names.</summary>
+    public ChildList? Children { get; }
 
     public FsNode Clone()
     {
         var n = new FsNode(Entry, Hash, Inode, Serial);
         if (Children is not null)
         {
-            foreach (var (k, v) in Children) n.Children!.Add(k, v.Clone());
+            foreach (var child in Children.Values) n.Children!.Set(child.Clone());
         }
         return n;
     }
 
-    /// <summary>Unsigned byte order of single names.</summary>
-    internal sealed class NameComparer : IComparer<byte[]>
+    /// <summary>
+    /// A directory's children as one array sorted by name (unsigned bytes), found by binary search. The name
+    /// is the last component of each child's own path, so no key is stored: about 8 bytes per child where a
+    /// sorted dictionary cost a tree node and a copy of the name (~100 bytes; see FsIndexMemoryTests). Walk
+    /// order feeds children in name order, so inserts are appends.
+    /// </summary>
+    internal sealed class ChildList
     {
-        public static NameComparer Instance { get; } = new();
+        private FsNode[] _items = [];
+        private int _count;
 
-        public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
+        public int Count => _count;
+
+        /// <summary>The children in name order (do not change the list while enumerating).</summary>
+        public IEnumerable<FsNode> Values
+        {
+            get
+            {
+                for (var i = 0; i < _count; i++) yield return _items[i];
+            }
+        }
+
+        public bool TryGetValue(ReadOnlySpan<byte> name, [NotNullWhen(true)] out FsNode? node)
+        {
+            var i = Search(name);
+            node = i >= 0 ? _items[i] : null;
+            return node is not null;
+        }
+
+        /// <summary>Adds <paramref name="node"/>, replacing a child of the same name.</summary>
+        public void Set(FsNode node)
+        {
+            var name = node.Entry.Path.Name;
+            if (_count == 0 || _items[_count - 1].Entry.Path.Name.SequenceCompareTo(name) < 0)
+            {
+                Insert(_count, node);
+                return;
+            }
+            var i = Search(name);
+            if (i >= 0) _items[i] = node;
+            else Insert(~i, node);
+        }
+
+        public bool Remove(ReadOnlySpan<byte> name)
+        {
+            var i = Search(name);
+            if (i < 0) return false;
+            Array.Copy(_items, i + 1, _items, i, _count - i - 1);
+            _items[--_count] = null!;
+            return true;
+        }
+
+        /// <summary>A copy of the children, for changing the list while going through them.</summary>
+        public FsNode[] ToArray() => _items.AsSpan(0, _count).ToArray();
+
+        private void Insert(int at, FsNode node)
+        {
+            if (_count == _items.Length) Array.Resize(ref _items, _count == 0 ? 4 : _count * 2);
+            Array.Copy(_items, at, _items, at + 1, _count - at);
+            _items[at] = node;
+            _count++;
+        }
+
+        private int Search(ReadOnlySpan<byte> name)
+        {
+            int lo = 0, hi = _count - 1;
+            while (lo <= hi)
+            {
+                var mid = lo + ((hi - lo) >> 1);
+                var c = _items[mid].Entry.Path.Name.SequenceCompareTo(name);
+                if (c == 0) return mid;
+                if (c < 0) lo = mid + 1;
+                else hi = mid - 1;
+            }
+            return ~lo;
+        }
     }
 }

@@ -171,14 +171,11 @@ public static class LayerDiff
                 && !(_base.LinkedInodes.Contains(match.Inode) && _keptBaseInodes.Contains(match.Inode));
             if (!comparable)
             {
-                // Changed or new: stream it straight into the layer, hashing on the way.
-                var hashing = new HashingStream(content, leaveOpen: true);
-                await using (hashing.ConfigureAwait(false))
-                {
-                    await EmitAsync(entry, hashing, ct).ConfigureAwait(false);
-                    var node = _final.Put(entry, hashing.GetHash());
-                    _emittedInodes.Add(node.Inode);
-                }
+                // Changed or new: stream it straight into the layer. The writer hashes the content it writes
+                // (it records entries), so that hash is the final index's: no second SHA-256 pass over it.
+                await EmitAsync(entry, content, ct).ConfigureAwait(false);
+                var node = _final.Put(entry, _writer.LastContentHash ?? throw new InvalidOperationException("the tar writer recorded no content hash"));
+                _emittedInodes.Add(node.Inode);
                 Report(entry.Size);
                 return;
             }

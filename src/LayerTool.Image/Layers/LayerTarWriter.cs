@@ -39,6 +39,9 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     /// written) with their content hash; null unless constructed with <c>recordEntries</c>.</summary>
     public IReadOnlyList<WrittenLayerEntry>? WrittenEntries => _written;
 
+    /// <summary>The SHA-256 of the content of the last entry written, when it is a regular file and entries are recorded.</summary>
+    public byte[]? LastContentHash { get; private set; }
+
     /// <summary>Bytes written so far (the tar's size once finished).</summary>
     public long BytesWritten { get; private set; }
 
@@ -66,7 +69,9 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
             await CopyContentAsync(entry, content!, size, fileHash, cancellationToken).ConfigureAwait(false);
             await WriteAsync(Zeros.AsMemory(0, Pad(size)), cancellationToken).ConfigureAwait(false);
         }
-        _written?.Add(new WrittenLayerEntry(Encoded(entry, size), fileHash?.GetHashAndReset()));
+        var contentHash = fileHash?.GetHashAndReset();
+        LastContentHash = contentHash;
+        _written?.Add(new WrittenLayerEntry(Encoded(entry, size), contentHash));
         EntryCount++;
     }
 

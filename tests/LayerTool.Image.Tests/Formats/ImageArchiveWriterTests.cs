@@ -156,6 +156,50 @@ public class ImageArchiveWriterTests
         Should.Throw<ImageFormatException>(() => image.Layers[0].Open(CancellationToken.None)).Message.ShouldContain("no member");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Opens_a_partial_docker_archive_over_the_layer_file_with_the_bytes_it_would_write(bool tagged)
+    {
+        using var dir = new TempDir();
+        var baseImage = TestImage.Create(2, "base");
+        using var baseSave = ImageArchive.Open(TestArchives.WriteTar(dir.File("base.tar"), TestArchives.DockerArchive(baseImage, ["base:1"])));
+        var b = baseSave.GetImage();
+        var newLayerPath = dir.File("new-layer.tar");
+        File.WriteAllBytes(newLayerPath, TestImage.LayerTar(("new.txt", "squashed"), ("odd.bin", new string('x', 1000))));
+        var newLayer = await FileLayer.CreateAsync(newLayerPath, CancellationToken.None);
+        var config = SquashConfig.Create(new SquashConfigOptions { Final = b.Config, Base = b.Config, NewLayerDiffId = newLayer.DiffId, BaseName = "base:1" });
+        var squashed = new ComposedImage(config, [.. b.Layers, newLayer]);
+        var options = new ImageWriteOptions { OmitLayers = b.Layers.Count, Tags = tagged ? [ImageReference.Parse("app:squashed")] : [], TemporaryDirectory = dir.Path };
+
+        using var written = new MemoryStream();
+        await ImageArchiveWriter.WriteAsync(written, squashed, options, CancellationToken.None);
+        using var opened = ImageArchiveWriter.TryOpenDockerArchive(squashed, options)!;
+
+        opened.ShouldNotBeNull();
+        opened.CanSeek.ShouldBeTrue();
+        opened.Length.ShouldBe(written.Length);
+        using var copy = new MemoryStream();
+        await opened.CopyToAsync(copy);
+        copy.ToArray().ShouldBe(written.ToArray());
+        // Seeking back and reading in odd-sized pieces gives the same bytes (an HTTP client may rewind a body).
+        opened.Position = 0;
+        var pieces = new MemoryStream();
+        var buffer = new byte[777];
+        int n;
+        while ((n = opened.Read(buffer, 0, buffer.Length)) > 0) pieces.Write(buffer, 0, n);
+        pieces.ToArray().ShouldBe(written.ToArray());
+    }
+
+    [Fact]
+    public void Opens_no_archive_stream_when_a_written_layer_is_not_a_file()
+    {
+        var image = TestImage.Create(1, "one");
+        using var dir = new TempDir();
+        using var save = ImageArchive.Open(TestArchives.WriteTar(dir.File("one.tar"), TestArchives.DockerArchive(image, ["one:1"])));
+        ImageArchiveWriter.TryOpenDockerArchive(save.GetImage(), new ImageWriteOptions()).ShouldBeNull();
+    }
+
     [Fact]
     public async Task A_partial_oci_archive_needs_the_base_descriptors()
     {
