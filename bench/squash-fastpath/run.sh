@@ -5,7 +5,7 @@
 # that the time follows the changed bytes, not the base's size). Peak RSS from /usr/bin/time -f %M.
 # Usage: bench/squash-fastpath/run.sh [RUNS] [MB] [WORKLOADS]
 #   RUNS default 3; MB default 120 (MB of churn written); WORKLOADS default "debian bigbase".
-# Environment: LAYERTOOL (command; default: the Release build of this checkout), NO_API=1 skips the API path,
+# Environment: LAYERTOOL (command; default: scripts/publish.sh's Native AOT build of this checkout), NO_API=1 skips the API path,
 #   BEFORE (another layertool command, e.g. an older build) is timed in the same runs for a before/after ratio.
 # Everything it creates carries layertool.bench=1 and is removed at the end.
 set -euo pipefail
@@ -14,8 +14,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/layertool/docker.sock}
 WORK=$(mktemp -d /tmp/layertool-fpbench.XXXXXX)
 trap 'docker image rm -f bench/fp:1 bench/fp-sq:1 bench/fp-lt:1 bench/fp-big:1 bench/fpb:1 bench/fpb-sq:1 bench/fpb-lt:1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-LT=${LAYERTOOL:-"dotnet $ROOT/src/LayerTool.Cli/bin/Release/net10.0/layertool.dll"}
-[ -n "${LAYERTOOL:-}" ] || dotnet build -c Release -v q -nologo "$ROOT/src/LayerTool.Cli" >/dev/null
+LT=${LAYERTOOL:-}
+[ -n "$LT" ] || LT=$("$ROOT/scripts/publish.sh")   # Native AOT (ReadyToRun without clang): no JIT warm-up in the timings
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss() { rmi "$p-lt:1"; /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }

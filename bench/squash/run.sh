@@ -12,7 +12,7 @@
 #
 # Usage: bench/squash/run.sh [RUNS]      (default 3; needs scripts/engine.sh up --debian, which starts
 #        the engine with --experimental)
-# Environment: LAYERTOOL (command to run layertool; default: the Release build of this checkout),
+# Environment: LAYERTOOL (command to run layertool; default: scripts/publish.sh's build of this checkout),
 #              DOCKER_HOST (default: the private engine of scripts/engine.sh).
 # Everything it creates carries the label layertool.bench=1 and is removed at the end.
 set -euo pipefail
@@ -35,9 +35,8 @@ trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 
 if [ -z "${LAYERTOOL:-}" ]; then
-  say "building layertool (Release)..."
-  dotnet build -c Release -v q -nologo "$ROOT/src/LayerTool.Cli" >/dev/null
-  LAYERTOOL="dotnet $ROOT/src/LayerTool.Cli/bin/Release/net10.0/layertool.dll"
+  say "publishing layertool (scripts/publish.sh: Native AOT, ReadyToRun without clang)..."
+  LAYERTOOL=$("$ROOT/scripts/publish.sh")
 fi
 docker image inspect debian:bookworm >/dev/null 2>&1 || { say "debian:bookworm missing: run scripts/engine.sh up --debian"; exit 1; }
 [ "$(docker info --format '{{.ExperimentalBuild}}')" = true ] || { say "the engine must run with --experimental"; exit 1; }
