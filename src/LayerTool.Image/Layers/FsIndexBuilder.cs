@@ -11,6 +11,14 @@ public sealed class FsIndexBuilder
 
     private readonly FsNode _root;
     private readonly Dictionary<long, int> _linkCounts = [];
+
+    /// <summary>
+    /// When the builder starts from an existing index, the nodes it may change: its own copies and the nodes
+    /// it created. Every other node still belongs to the start index and is copied (with the path down to
+    /// it) before any change, so applying a layer costs memory for what the layer touches, not for the whole
+    /// tree. Null for a builder that starts empty: every node is its own.
+    /// </summary>
+    private readonly HashSet<FsNode>? _owned;
     private long _nextInode;
     private int _serial;
     private int _count;
@@ -21,11 +29,13 @@ public sealed class FsIndexBuilder
         _root = NewRoot();
     }
 
-    /// <summary>Starts from a copy of <paramref name="start"/>.</summary>
+    /// <summary>Starts from <paramref name="start"/>, which stays as it is (changed nodes are copied on write).</summary>
     public FsIndexBuilder(FsIndex start)
     {
         ArgumentNullException.ThrowIfNull(start);
-        _root = start.Root.Clone();
+        _owned = new HashSet<FsNode>(ReferenceEqualityComparer.Instance);
+        _root = start.Root.ShallowClone();
+        _owned.Add(_root);
         _count = start.Count;
         foreach (var n in Walk(_root))
         {
@@ -61,7 +71,7 @@ public sealed class FsIndexBuilder
                     continue;
                 case WhiteoutKind.Opaque:
                     {
-                        var dir = Resolve(path.Parent);
+                        var dir = ResolveForWrite(path.Parent);
                         if (dir?.Children is not null) Prune(dir);
                         continue;
                     }
@@ -117,7 +127,7 @@ public sealed class FsIndexBuilder
             if (target.Entry.IsDirectory) throw new ImageFormatException($"hard link '{entry.Name}' points to directory '{targetPath}'");
             if (ReferenceEquals(target, existing)) return existing; // linking a path to itself changes nothing
             if (existing is not null) RemoveNode(parent, name, existing);
-            var linked = new FsNode(target.Entry with { Path = path }, target.Hash, target.Inode, _serial);
+            var linked = Owned(new FsNode(target.Entry with { Path = path }, target.Hash, target.Inode, _serial));
             if (_linkCounts.TryGetValue(target.Inode, out var c)) _linkCounts[target.Inode] = c + 1;
             else _linkCounts[target.Inode] = 2;
             parent.Children!.Set(linked);
@@ -127,13 +137,14 @@ public sealed class FsIndexBuilder
 
         if (existing is not null && existing.Entry.IsDirectory && entry.IsDirectory)
         {
+            existing = Own(parent, existing);
             existing.Entry = entry;
             existing.Serial = _serial;
             return existing;
         }
         if (existing is not null) RemoveNode(parent, name, existing);
         if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
-        var node = new FsNode(entry, hash, ++_nextInode, _serial);
+        var node = Owned(new FsNode(entry, hash, ++_nextInode, _serial));
         parent.Children!.Set(node);
         _count++;
         return node;
@@ -142,7 +153,7 @@ public sealed class FsIndexBuilder
     /// <summary>Removes a path (recursively) if present.</summary>
     internal void Remove(LayerPath path)
     {
-        var parent = Resolve(path.Parent);
+        var parent = ResolveForWrite(path.Parent);
         if (parent?.Children is null) return;
         var name = path.Name;
         if (parent.Children.TryGetValue(name, out var node)) RemoveNode(parent, name, node);
@@ -183,8 +194,37 @@ public sealed class FsIndexBuilder
         foreach (var child in dir.Children!.ToArray())
         {
             if (child.Serial < _serial) RemoveNode(dir, child.Entry.Path.Name, child);
-            else if (child.Children is not null) Prune(child);
+            else if (child.Children is not null) Prune(Own(dir, child));
         }
+    }
+
+    /// <summary><paramref name="node"/> itself when this builder may change it, else a copy put in its place under <paramref name="parent"/> (which must be changeable).</summary>
+    private FsNode Own(FsNode parent, FsNode node)
+    {
+        if (_owned is null || _owned.Contains(node)) return node;
+        var copy = node.ShallowClone();
+        parent.Children!.Set(copy);
+        _owned.Add(copy);
+        return copy;
+    }
+
+    private FsNode Owned(FsNode created)
+    {
+        _owned?.Add(created);
+        return created;
+    }
+
+    /// <summary>Like <see cref="Resolve"/>, owning every node down to the result so it may be changed.</summary>
+    private FsNode? ResolveForWrite(LayerPath path)
+    {
+        var node = _root;
+        if (path.IsRoot) return node;
+        foreach (var part in FsIndex.Split(path))
+        {
+            if (node.Children is null || !node.Children.TryGetValue(part, out var child)) return null;
+            node = Own(node, child);
+        }
+        return node;
     }
 
     internal FsNode? Resolve(LayerPath path)
@@ -210,9 +250,13 @@ public sealed class FsIndexBuilder
             if (!node.Children!.TryGetValue(part, out var child) || child.Children is null)
             {
                 if (child is not null) RemoveNode(node, part, child);
-                child = new FsNode(new LayerEntry { Path = current, Type = LayerEntryType.Directory, Mode = 0x1ED, Xattrs = NoXattrs }, null, ++_nextInode, _serial);
+                child = Owned(new FsNode(new LayerEntry { Path = current, Type = LayerEntryType.Directory, Mode = 0x1ED, Xattrs = NoXattrs }, null, ++_nextInode, _serial));
                 node.Children.Set(child);
                 _count++;
+            }
+            else
+            {
+                child = Own(node, child);
             }
             node = child;
         }

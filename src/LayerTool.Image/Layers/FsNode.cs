@@ -26,13 +26,14 @@ internal sealed class FsNode
     /// <summary>Children (directories only), in byte order of their names.</summary>
     public ChildList? Children { get; }
 
-    public FsNode Clone()
+    /// <summary>
+    /// A copy of this node whose child list holds the same child nodes (not copies of them): the builder's
+    /// copy-on-write step, so an index built on top of another shares every untouched subtree with it.
+    /// </summary>
+    public FsNode ShallowClone()
     {
         var n = new FsNode(Entry, Hash, Inode, Serial);
-        if (Children is not null)
-        {
-            foreach (var child in Children.Values) n.Children!.Set(child.Clone());
-        }
+        if (Children is not null) n.Children!.CopyFrom(Children);
         return n;
     }
 
@@ -86,6 +87,13 @@ internal sealed class FsNode
             Array.Copy(_items, i + 1, _items, i, _count - i - 1);
             _items[--_count] = null!;
             return true;
+        }
+
+        /// <summary>Makes this (empty) list hold the same nodes as <paramref name="other"/>.</summary>
+        public void CopyFrom(ChildList other)
+        {
+            _items = other._count == 0 ? [] : other._items.AsSpan(0, other._count).ToArray();
+            _count = other._count;
         }
 
         /// <summary>A copy of the children, for changing the list while going through them.</summary>

@@ -48,6 +48,38 @@ public class FsIndexTests
     }
 
     [Fact]
+    public async Task Applying_a_layer_copies_what_it_changes_and_leaves_the_start_index_as_it_was()
+    {
+        var index = await Merge(new TarBuilder()
+            .Dir("a").Dir("a/b").File("a/b/f", "1").File("a/b/g", "2")
+            .Dir("o").File("o/x", "3").Dir("o/sub").File("o/sub/y", "4")
+            .Dir("keep").File("keep/k", "5").File("top", "6").HardLink("top-link", "top")
+            .Build());
+        var before = Snapshot(index);
+
+        var layer = new TarBuilder()
+            .Dir("a", mode: 0x1C0, uid: 9)                       // directory attributes
+            .File("a/b/f", "changed")                            // a deep file replaced
+            .Whiteout("a/b/g")                                   // a deep file removed
+            .File("a/new/deep/n", "7")                           // missing parents created under a shared directory
+            .Opaque("o").File("o/sub/z", "8")                    // opaque directory with a recreated child directory
+            .File("top", "replaced")                             // one side of a hard link replaced
+            .Build();
+        await using var reader = new LayerTarReader(new MemoryStream(layer));
+        var applied = await index.ApplyLayerAsync(reader, default);
+
+        Snapshot(index).ShouldBe(before);
+        Paths(applied).ShouldBe(["a", "a/b", "a/b/f", "a/new", "a/new/deep", "a/new/deep/n", "keep", "keep/k", "o", "o/sub", "o/sub/z", "top", "top-link"]);
+        applied.Find(LayerPath.Parse("a"))!.Entry.Uid.ShouldBe(9);
+        index.Find(LayerPath.Parse("a"))!.Entry.Uid.ShouldBe(0);
+        applied.Count.ShouldBe(13);
+        index.Count.ShouldBe(before.Count);
+    }
+
+    private static List<string> Snapshot(FsIndex index) =>
+        [.. index.Entries.Select(e => $"{e.Path} {e.Entry.Type} {e.Entry.Mode} {e.Entry.Uid} {Convert.ToHexString(e.ContentHash ?? [])} {e.HardLinkOf}")];
+
+    [Fact]
     public async Task Directory_over_directory_updates_attributes_and_keeps_children()
     {
         var index = await Merge(new TarBuilder().Dir("d").File("d/a", "1").Build(), new TarBuilder().Dir("d", mode: 0x1C0, uid: 7).Build());
