@@ -64,7 +64,8 @@ public static class LayerToolApp
             var code = context.Signal == PosixSignal.SIGTERM ? CommandErrors.Terminated : CommandErrors.Cancelled;
             if (Interlocked.CompareExchange(ref signalled, code, 0) != 0)
             {
-                // The second signal: stop waiting for the clean-up.
+                // The second signal: stop waiting for the clean-up (an engine that hangs could hold it for a minute).
+                Console.Error.WriteLine("layertool: cancelled again: stopped before the clean-up finished");
                 Environment.Exit(code);
             }
             context.Cancel = true;
