@@ -19,7 +19,9 @@ public sealed partial class EngineProxy : IDisposable
     private readonly Lock _lock = new();
     private readonly ConcurrentQueue<string> _created = new();
     private readonly Task _accepting;
+    private readonly TaskCompletionSource _thawed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _closed;
+    private volatile bool _frozen;
 
     /// <param name="upstreamSocketPath">The real engine's unix socket.</param>
     public EngineProxy(string upstreamSocketPath)
@@ -44,9 +46,13 @@ public sealed partial class EngineProxy : IDisposable
     /// <summary>Connections accepted so far.</summary>
     public int Connections { get; private set; }
 
+    /// <summary>The engine hangs: connections stay open (new ones are accepted) but nothing goes through any more.</summary>
+    public void Freeze() => _frozen = true;
+
     /// <summary>The engine goes away: no new connection is accepted and every open one is closed.</summary>
     public void Cut()
     {
+        _thawed.TrySetResult();
         Socket[] open;
         lock (_lock)
         {
@@ -129,6 +135,7 @@ public sealed partial class EngineProxy : IDisposable
                         if (!_created.Contains(m.Groups[1].Value)) _created.Enqueue(m.Groups[1].Value);
                     carry = text.Length > 256 ? text[^256..] : text;
                 }
+                if (_frozen) await _thawed.Task; // until Cut: then the send below fails
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
             }
         }

@@ -148,6 +148,27 @@ public sealed class ReliabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task Reliability_a_second_signal_while_the_engine_hangs_stops_without_waiting_for_the_clean_up()
+    {
+        var build = StartBuild("FROM busybox\nRUN echo started && sleep 300\n");
+        await build.WaitForLineAsync("started", OutputTimeout);
+        var container = _proxy.CreatedContainers.ShouldHaveSingleItem();
+        _proxy.Freeze();
+        // The first cancels; the clean-up then waits on an engine that does not answer; the second stops it.
+        await build.SignalAsync("INT");
+        await build.SignalAsync("INT");
+
+        var exit = await build.WaitForExitAsync(ExitTimeout);
+        exit.ShouldBe(130, $"stdout:\n{build.StdOut}\nstderr:\n{build.StdErr}");
+        SingleErrorLine(build).ShouldBe("layertool: cancelled again: stopped before the clean-up finished");
+        await ShouldNotBeTaggedAsync();
+        // The engine never heard of the clean-up: the container is still there, by its name.
+        (await LeftContainersAsync()).ShouldBe(container);
+        await _engine.DockerAsync(["rm", "-f", container]);
+        (await LeftContainersAsync()).ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task Reliability_a_base_image_that_cannot_be_pulled_names_the_from_line_and_creates_no_container()
     {
         // Port 9 (discard) on loopback: the pull fails at once, as it does for any unreachable registry.
