@@ -80,14 +80,20 @@ public static class LayerToolApp
             // After a signal the verb gets CleanupTimeout to finish its clean-up.
             if (Task.WhenAny(run, signal.Task).GetAwaiter().GetResult() != run
                 && Task.WhenAny(run, Task.Delay(CleanupTimeout)).GetAwaiter().GetResult() != run)
+            {
+                Console.Error.WriteLine("layertool: cancelled: stopped before the clean-up finished");
                 return Volatile.Read(ref signalled);
+            }
         }
         var exit = run.GetAwaiter().GetResult();
         return exit == CommandErrors.Cancelled && Volatile.Read(ref signalled) == CommandErrors.Terminated ? CommandErrors.Terminated : exit;
     }
 
-    /// <summary>How long a verb may take to clean up after SIGINT or SIGTERM.</summary>
-    public static TimeSpan CleanupTimeout { get; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// How long a verb may take to clean up after SIGINT or SIGTERM: a backstop, longer than the verbs' own
+    /// clean-up budgets (60 s for a build's containers), which report what they could not remove.
+    /// </summary>
+    public static TimeSpan CleanupTimeout { get; } = TimeSpan.FromSeconds(90);
 
     /// <summary>
     /// Runs the CLI in-process: 0 success, 1 failure (a user error printed as <c>layertool: message</c>),
