@@ -97,6 +97,29 @@ public sealed class LayerToolProcess : IDisposable
         kill.ExitCode.ShouldBe(0, kill.StdErr);
     }
 
+    /// <summary>Sends a signal unless the process is gone (then kill(1) fails, which is fine here).</summary>
+    public async Task TrySignalAsync(string signal)
+    {
+        if (_process.HasExited) return;
+        await EngineFixture.RunAsync("kill", [$"-{signal}", Id.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            AppContext.BaseDirectory, CancellationToken.None);
+    }
+
+    /// <summary>Whether the process ends within <paramref name="time"/>.</summary>
+    public async Task<bool> HasExitedWithinAsync(TimeSpan time)
+    {
+        using var cts = new CancellationTokenSource(time);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The exit code; a process still running after <paramref name="timeout"/> is killed and the test fails (it hung).</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
