@@ -22,7 +22,7 @@ public sealed class CliException : Exception
 
 /// <summary>
 /// The one error-handling policy of every verb: exceptions a user can fix print <c>layertool: message</c> on
-/// stderr and exit 1; cancellation (Ctrl-C, SIGTERM) exits 130; anything else is reported in one line (no stack
+/// stderr and exit 1; cancellation exits 130 (Ctrl-C; 143 for SIGTERM, see <see cref="LayerToolApp.Run"/>); anything else is reported in one line (no stack
 /// trace) and exits 1. Usage errors (exit 2) are handled before a verb runs, in <see cref="LayerToolApp"/>.
 /// </summary>
 public static class CommandErrors
@@ -30,7 +30,11 @@ public static class CommandErrors
     public const int Success = 0;
     public const int Failure = 1;
     public const int Usage = 2;
+    /// <summary>Cancelled: Ctrl-C (SIGINT) or the caller's token; 128 + SIGINT.</summary>
     public const int Cancelled = 130;
+
+    /// <summary>Cancelled by SIGTERM (128 + SIGTERM); set by <see cref="LayerToolApp.Run"/>, which knows the signal.</summary>
+    public const int Terminated = 143;
 
     /// <summary>
     /// Exception types whose message is meant for the user. Add the other projects' types here

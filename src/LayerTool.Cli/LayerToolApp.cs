@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using LayerTool.Cli.Commands;
 
 namespace LayerTool.Cli;
@@ -48,13 +49,55 @@ public static class LayerToolApp
         }
     }
 
-    /// <summary>Runs the CLI on the process console. Ctrl-C and SIGTERM cancel the running verb.</summary>
-    public static int Run(string[] args) =>
-        RunAsync(args, CliContext.FromConsole(), CancellationToken.None).GetAwaiter().GetResult();
+    /// <summary>
+    /// Runs the CLI on the process console. SIGINT (Ctrl-C) and SIGTERM cancel the running verb, which cleans up
+    /// (build and dind containers) and exits 130 for SIGINT, 143 for SIGTERM (128 + the signal, as a shell
+    /// reports a process the signal killed). A second signal during the clean-up, or a clean-up longer than
+    /// <see cref="CleanupTimeout"/>, ends the process at once with that code.
+    /// </summary>
+    public static int Run(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        var signalled = 0;
+        void OnSignal(PosixSignalContext context)
+        {
+            var code = context.Signal == PosixSignal.SIGTERM ? CommandErrors.Terminated : CommandErrors.Cancelled;
+            if (Interlocked.CompareExchange(ref signalled, code, 0) != 0)
+            {
+                // The second signal: stop waiting for the clean-up (an engine that hangs could hold it for a minute).
+                Console.Error.WriteLine("layertool: cancelled again: stopped before the clean-up finished");
+                Environment.Exit(code);
+            }
+            context.Cancel = true;
+            cancel.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        var run = RunAsync(args, CliContext.FromConsole(), cancel.Token);
+        var signal = new TaskCompletionSource();
+        using (cancel.Token.Register(() => signal.TrySetResult()))
+        {
+            // After a signal the verb gets CleanupTimeout to finish its clean-up.
+            if (Task.WhenAny(run, signal.Task).GetAwaiter().GetResult() != run
+                && Task.WhenAny(run, Task.Delay(CleanupTimeout)).GetAwaiter().GetResult() != run)
+            {
+                Console.Error.WriteLine("layertool: cancelled: stopped before the clean-up finished");
+                return Volatile.Read(ref signalled);
+            }
+        }
+        var exit = run.GetAwaiter().GetResult();
+        return exit == CommandErrors.Cancelled && Volatile.Read(ref signalled) == CommandErrors.Terminated ? CommandErrors.Terminated : exit;
+    }
+
+    /// <summary>
+    /// How long a verb may take to clean up after SIGINT or SIGTERM: a backstop, longer than the verbs' own
+    /// clean-up budgets (60 s for a build's containers), which report what they could not remove.
+    /// </summary>
+    public static TimeSpan CleanupTimeout { get; } = TimeSpan.FromSeconds(90);
 
     /// <summary>
     /// Runs the CLI in-process: 0 success, 1 failure (a user error printed as <c>layertool: message</c>),
-    /// 2 usage error, 130 cancelled.
+    /// 2 usage error, 130 cancelled (<see cref="Run"/> reports 143 when SIGTERM was the cause).
     /// </summary>
     public static async Task<int> RunAsync(string[] args, CliContext context, CancellationToken cancellationToken, Func<string, string?>? environment = null)
     {
@@ -75,8 +118,9 @@ public static class LayerToolApp
             Output = context.Out,
             Error = context.Error,
             EnableDefaultExceptionHandler = false,
-            // Cleanup after Ctrl-C (build containers, a dind container) needs more than the default 2 s.
-            ProcessTerminationTimeout = TimeSpan.FromSeconds(60),
+            // Signals are handled by Run (the console entry point), not here: hosted in-process (tests), the
+            // caller's token is the only way to cancel.
+            ProcessTerminationTimeout = null,
         };
         return await result.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
     }

@@ -35,7 +35,8 @@ public sealed partial class BuildExecutor
     private readonly HttpClient? _http;
     private readonly BuildOptions _options;
     private readonly BuildLog _log;
-    private readonly ConcurrentDictionary<string, byte> _liveContainers = new();
+    /// <summary>Containers not removed yet, by ID (or by name while the create is in flight), to their names.</summary>
+    private readonly ConcurrentDictionary<string, string> _liveContainers = new();
     private readonly List<Task> _pendingRemovals = [];
     private readonly Dictionary<int, StageState> _finishedStages = [];
     private readonly Dictionary<string, string> _tagged = new(StringComparer.Ordinal);
@@ -206,12 +207,12 @@ public sealed partial class BuildExecutor
     private async Task<StageState> RunStageAsync(Stage stage, bool isTarget, CancellationToken ct)
     {
         var state = new StageState(stage);
-        await FromAsync(state, ct).ConfigureAwait(false);
+        await Step(stage.From, () => FromAsync(state, ct), ct).ConfigureAwait(false);
         foreach (var instruction in stage.Instructions)
         {
             ct.ThrowIfCancellationRequested();
             BeginStep(instruction);
-            await ExecuteAsync(state, instruction, ct).ConfigureAwait(false);
+            await Step(instruction, () => ExecuteAsync(state, instruction, ct), ct).ConfigureAwait(false);
         }
         if (isTarget && _options.Labels is { Count: > 0 } labels)
         {
@@ -223,6 +224,19 @@ public sealed partial class BuildExecutor
             await CommitMetadataAsync(state, stage.From, text, state.Config with { Labels = merged }, ct).ConfigureAwait(false);
         }
         return state;
+    }
+
+    /// <summary>Runs one step; an engine failure it did not attribute itself names the step's line.</summary>
+    private async Task Step(Instruction instruction, Func<Task> step, CancellationToken ct)
+    {
+        try
+        {
+            await step().ConfigureAwait(false);
+        }
+        catch (EngineException e) when (!ct.IsCancellationRequested)
+        {
+            throw Fail(instruction, e.Message, e);
+        }
     }
 
     private void BeginStep(Instruction instruction)
@@ -400,9 +414,9 @@ public sealed partial class BuildExecutor
     private async Task<string> CreateContainerAsync(string image, ContainerConfig config, CancellationToken ct)
     {
         var name = NextContainerName();
-        _liveContainers[name] = 0;
+        _liveContainers[name] = name;
         var id = await _engine.CreateContainerAsync(new ContainerSpec(image, config, _options.NetworkMode, name), ct).ConfigureAwait(false);
-        _liveContainers[id] = 0;
+        _liveContainers[id] = name;
         _liveContainers.TryRemove(name, out _);
         return id;
     }
@@ -435,30 +449,30 @@ public sealed partial class BuildExecutor
         lock (_pendingRemovals) pending = [.. _pendingRemovals];
         await Task.WhenAll(pending).ConfigureAwait(false);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        foreach (var name in _liveContainers.Keys)
+        var left = new List<string>();
+        foreach (var (key, name) in _liveContainers)
         {
             try
             {
-                await _engine.RemoveContainerAsync(name, timeout.Token).ConfigureAwait(false);
-                if (name.StartsWith(ContainerNamePrefix, StringComparison.Ordinal))
+                await _engine.RemoveContainerAsync(key, timeout.Token).ConfigureAwait(false);
+                if (key.StartsWith(ContainerNamePrefix, StringComparison.Ordinal))
                 {
                     // A create cancelled on our side may still finish in the engine: look again shortly.
                     for (var i = 0; i < 5; i++)
                     {
                         await Task.Delay(200, timeout.Token).ConfigureAwait(false);
-                        await _engine.RemoveContainerAsync(name, timeout.Token).ConfigureAwait(false);
+                        await _engine.RemoveContainerAsync(key, timeout.Token).ConfigureAwait(false);
                     }
                 }
             }
-            catch (EngineException)
+            catch (Exception e) when (e is EngineException or OperationCanceledException)
             {
-                // Best effort: the engine may be gone; the name says what to clean up.
-            }
-            catch (OperationCanceledException)
-            {
-                break;
+                // Best effort: the engine may be gone. Say what is left, by name.
+                left.Add(name);
             }
         }
+        if (left.Count > 0)
+            _log.Line($"[Warning] could not remove the build container{(left.Count == 1 ? "" : "s")} {string.Join(' ', left)}; remove with: docker rm -f {string.Join(' ', left)}");
     }
 
     /// <summary>Looks the step up in the cache; on a valid hit the stage moves to that image.</summary>
