@@ -4,7 +4,8 @@
 # on two workloads: the churn on debian:bookworm, and the same churn on a base four times bigger (to show
 # that the time follows the changed bytes, not the base's size). Peak RSS from /usr/bin/time -f %M.
 # Usage: bench/squash-fastpath/run.sh [RUNS] [MB] [WORKLOADS]
-#   RUNS default 3; MB default 120 (MB of churn written); WORKLOADS default "debian bigbase".
+#   RUNS default 3; MB default 120 (MB of churn written); WORKLOADS default "debian bigbase"; also
+#   "manypaths" (a base with PATHS=400000 extra empty files: peak memory against the number of paths).
 # Environment: LAYERTOOL (command; default: scripts/publish.sh's Native AOT build of this checkout), NO_API=1 skips the API path,
 #   BEFORE (another layertool command, e.g. an older build) is timed in the same runs for a before/after ratio.
 # Everything it creates carries layertool.bench=1 and is removed at the end.
@@ -13,7 +14,7 @@ RUNS=${1:-3}; MB=${2:-120}; WORKLOADS=${3:-"debian bigbase"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export DOCKER_HOST=${DOCKER_HOST:-unix:///run/layertool/docker.sock}
 WORK=$(mktemp -d /tmp/layertool-fpbench.XXXXXX)
-trap 'docker image rm -f bench/fp:1 bench/fp-sq:1 bench/fp-lt:1 bench/fp-big:1 bench/fpb:1 bench/fpb-sq:1 bench/fpb-lt:1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+trap 'docker image rm -f bench/fp:1 bench/fp-sq:1 bench/fp-lt:1 bench/fp-big:1 bench/fpb:1 bench/fpb-sq:1 bench/fpb-lt:1 bench/fp-many:1 bench/fpm:1 bench/fpm-sq:1 bench/fpm-lt:1 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 LT=${LAYERTOOL:-}
 [ -n "$LT" ] || LT=$("$ROOT/scripts/publish.sh")   # Native AOT (ReadyToRun without clang): no JIT warm-up in the timings
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
@@ -83,6 +84,18 @@ RUN mkdir -p /opt/bulk && for i in \$(seq 1 360); do head -c 1000000 /dev/urando
 DOCKERFILE
       docker build -q -t bench/fp-big:1 "$WORK/bigbase-base" >/dev/null
       workload bigbase bench/fp-big:1 bench/fpb:1 ;;
+    manypaths)
+      # Memory against the number of paths: debian plus PATHS (default 400,000) empty files in directories of
+      # 500, the same churn on top (the squash holds the base index and the final index in memory).
+      n=${PATHS:-400000}
+      mkdir -p "$WORK/many-base"
+      cat > "$WORK/many-base/Dockerfile" <<DOCKERFILE
+FROM debian:bookworm
+LABEL layertool.bench=1
+RUN for d in \$(seq 1 $((n / 500))); do mkdir -p /opt/many/d\$d && cd /opt/many/d\$d && seq -f f%g 1 500 | xargs touch; done
+DOCKERFILE
+      docker build -q -t bench/fp-many:1 "$WORK/many-base" >/dev/null
+      workload manypaths bench/fp-many:1 bench/fpm:1 ;;
     *) echo "unknown workload $w" >&2; exit 2 ;;
   esac
 done
