@@ -192,32 +192,14 @@ public sealed class DockerImageEngine : IImageEngine
         }
         catch (DockerApiException e)
         {
-            var body = EngineMessage(e.ResponseBody) ?? e.Message;
             if (e.StatusCode == HttpStatusCode.NotFound && image is not null)
                 throw new EngineException($"no such image: {image}", e);
-            throw new EngineException($"cannot {doing}: {body}", e);
+            throw new EngineException($"cannot {doing}: {EngineErrors.Message(e)}", e);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException or OperationCanceledException)
         {
-            throw new EngineException($"cannot {doing}: the engine at {_connection.EndpointDescription} did not answer ({e.Message.Trim()})", e);
+            throw new EngineException($"cannot {doing}: lost the Docker engine at {_connection.EndpointDescription}: {EngineErrors.Cause(e)}", e);
         }
-    }
-
-    /// <summary>The <c>message</c> of an engine error body, or the body itself.</summary>
-    internal static string? EngineMessage(string? body)
-    {
-        if (string.IsNullOrWhiteSpace(body)) return null;
-        try
-        {
-            using var doc = System.Text.Json.JsonDocument.Parse(body);
-            if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
-                && doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.String)
-                return m.GetString();
-        }
-        catch (System.Text.Json.JsonException)
-        {
-        }
-        return body.Trim();
     }
 
     /// <summary>Collects a JSON message stream synchronously (a <see cref="Progress{T}"/> would post to the
