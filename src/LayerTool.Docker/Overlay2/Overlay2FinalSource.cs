@@ -283,22 +283,14 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
     }
 
     /// <summary>A file opened on first read, streamed from disk, checked to have the size its entry says.</summary>
-    private sealed class LazyFile(Func<FileStream> open, long size, Overlay2FinalSource owner, bool countRead) : Stream
+    private sealed class LazyFile(Func<FileStream> open, long size, Overlay2FinalSource owner, bool countRead) : LayerTool.Image.ReadOnlyStream
     {
         private FileStream? _file;
         private long _read;
 
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
         public override long Length => size;
 
         public override long Position { get => _read; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -318,14 +310,6 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-        public override void Flush() { }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

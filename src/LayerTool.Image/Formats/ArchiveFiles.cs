@@ -264,16 +264,10 @@ internal sealed class SubdirectoryFiles(ArchiveFiles inner, string directory) : 
 }
 
 /// <summary>Reads at most a given number of bytes of an inner stream; a short inner stream is a truncated archive.</summary>
-internal sealed class BoundedStream(Stream inner, long length, string what) : Stream
+internal sealed class BoundedStream(Stream inner, long length, string what) : ReadOnlyStream
 {
     private readonly long _length = length;
     private long _remaining = length;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
 
     public override long Length => _length;
 
@@ -282,8 +276,6 @@ internal sealed class BoundedStream(Stream inner, long length, string what) : St
         get => _length - _remaining;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -296,9 +288,6 @@ internal sealed class BoundedStream(Stream inner, long length, string what) : St
         return Account(n);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (_remaining == 0 || buffer.IsEmpty)
@@ -309,16 +298,6 @@ internal sealed class BoundedStream(Stream inner, long length, string what) : St
         var n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _remaining)], cancellationToken).ConfigureAwait(false);
         return Account(n);
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -7,7 +7,7 @@ namespace LayerTool.Image.Formats;
 /// (and the size, when one is expected) — throwing <see cref="ImageFormatException"/> on a mismatch from
 /// the read that reaches the end. Too many bytes fail as soon as they are read.
 /// </summary>
-public sealed class VerifyingStream : Stream
+public sealed class VerifyingStream : ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly Digest _expected;
@@ -40,12 +40,6 @@ public sealed class VerifyingStream : Stream
     /// <summary>Whether the end was reached and the bytes matched.</summary>
     public bool Verified { get; private set; }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => _expectedSize ?? throw new NotSupportedException();
 
     public override long Position
@@ -53,8 +47,6 @@ public sealed class VerifyingStream : Stream
         get => _read;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -67,9 +59,6 @@ public sealed class VerifyingStream : Stream
         return Account(buffer[..n]);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (buffer.IsEmpty)
@@ -80,16 +69,6 @@ public sealed class VerifyingStream : Stream
         var n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         return Account(buffer.Span[..n]);
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,0 +1,44 @@
+namespace LayerTool.Image;
+
+/// <summary>
+/// Base of LayerTool's forward-only, read-only stream views (a prefix before a stream, a bounded slice,
+/// hashing, counting and verifying wrappers, engine response bodies): the members every such view answers
+/// the same way live here once. A view reads through <see cref="Read(Span{byte})"/> and
+/// <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>; the array overloads route to them. A view that
+/// can tell its length or seek overrides those members.
+/// </summary>
+public abstract class ReadOnlyStream : Stream
+{
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public abstract override int Read(Span<byte> buffer);
+
+    public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
