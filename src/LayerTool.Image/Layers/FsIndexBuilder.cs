@@ -214,27 +214,19 @@ public sealed class FsIndexBuilder
         return created;
     }
 
-    /// <summary>Like <see cref="Resolve"/>, owning every node down to the result so it may be changed.</summary>
-    private FsNode? ResolveForWrite(LayerPath path)
-    {
-        var node = _root;
-        if (path.IsRoot) return node;
-        foreach (var part in FsIndex.Split(path))
-        {
-            if (node.Children is null || !node.Children.TryGetValue(part, out var child)) return null;
-            node = Own(node, child);
-        }
-        return node;
-    }
+    /// <summary>Like <see cref="Resolve(LayerPath)"/>, owning every node down to the result so it may be changed.</summary>
+    private FsNode? ResolveForWrite(LayerPath path) => Resolve(path, forWrite: true);
 
-    internal FsNode? Resolve(LayerPath path)
+    internal FsNode? Resolve(LayerPath path) => Resolve(path, forWrite: false);
+
+    private FsNode? Resolve(LayerPath path, bool forWrite)
     {
         var node = _root;
         if (path.IsRoot) return node;
         foreach (var part in FsIndex.Split(path))
         {
             if (node.Children is null || !node.Children.TryGetValue(part, out var child)) return null;
-            node = child;
+            node = forWrite ? Own(node, child) : child;
         }
         return node;
     }
