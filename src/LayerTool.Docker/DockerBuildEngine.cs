@@ -7,6 +7,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using LayerTool.Build;
 using LayerTool.Build.Engine;
+using LayerTool.Image.Formats;
 using BuildConfig = LayerTool.Build.Engine.ContainerConfig;
 using BuildHealth = LayerTool.Build.Engine.HealthConfig;
 
@@ -93,29 +94,34 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         var config = System.Text.Encoding.UTF8.GetBytes(
             "{\"architecture\":\"" + architecture + "\",\"os\":\"linux\",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},\"history\":[]}");
         var configName = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(config)) + ".json";
-        var manifest = System.Text.Encoding.UTF8.GetBytes(
-            "[{\"Config\":\"" + configName + "\",\"RepoTags\":[\"" + EmptyImageReference + "\"],\"Layers\":[]}]");
-        using var archive = new MemoryStream();
-        using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
-        {
-            foreach (var (name, bytes) in new[] { (configName, config), ("manifest.json", manifest) })
-            {
-                var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) };
-                await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
-            }
-        }
-        archive.Position = 0;
-        string? error = null;
-        var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+        var manifest = DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configName, [EmptyImageReference], [])]);
         try
         {
-            await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
+            return await LoadConfigArchiveAsync([(configName, config), (DockerArchiveManifest.FileName, manifest)], cancellationToken).ConfigureAwait(false) is null;
         }
         catch (DockerApiException)
         {
             return false;
         }
-        return error is null;
+    }
+
+    /// <summary>
+    /// Loads a docker-archive of configs and manifest only (every layer it names is already in the engine, so
+    /// none is sent). Returns the first error the load stream reported, or null.
+    /// </summary>
+    private async Task<string?> LoadConfigArchiveAsync(IReadOnlyList<(string Name, byte[] Bytes)> files, CancellationToken cancellationToken)
+    {
+        using var archive = new MemoryStream();
+        using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            foreach (var (name, bytes) in files)
+                await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) }, cancellationToken).ConfigureAwait(false);
+        }
+        archive.Position = 0;
+        string? error = null;
+        var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
+        await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
+        return error;
     }
 
     public Task<string> CreateContainerAsync(LayerTool.Build.Engine.ContainerSpec spec, CancellationToken cancellationToken) =>
@@ -304,27 +310,18 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
 
             // A docker-archive of configs only: the engine has every layer, so none is sent. The parent's own
             // config goes along unchanged (it loads as the same image) so that the parent link is kept.
-            var manifest = new JsonArray();
+            var manifest = new List<DockerArchiveManifest>();
             var files = new List<(string Name, byte[] Bytes)>();
             if (parent is not null && raw.TryGetValue(parent, out var parentBytes))
             {
                 var parentHex = parent["sha256:".Length..];
                 files.Add((parentHex + ".json", parentBytes));
-                manifest.Add((JsonNode)ManifestItem(parentHex + ".json", parentBytes, null));
+                manifest.Add(new DockerArchiveManifest(parentHex + ".json", [], LayerFiles(parentBytes)));
             }
             files.Add((newHex + ".json", bytes));
-            manifest.Add((JsonNode)ManifestItem(newHex + ".json", bytes, raw.ContainsKey(parent ?? "") ? parent : null));
-            files.Add(("manifest.json", Utf8(manifest)));
-            using var archive = new MemoryStream();
-            using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
-            {
-                foreach (var (name, content) in files)
-                    await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) }, cancellationToken).ConfigureAwait(false);
-            }
-            archive.Position = 0;
-            string? error = null;
-            var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
-            await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, report, cancellationToken).ConfigureAwait(false);
+            manifest.Add(new DockerArchiveManifest(newHex + ".json", [], LayerFiles(bytes), raw.ContainsKey(parent ?? "") ? parent : null));
+            files.Add((DockerArchiveManifest.FileName, DockerArchiveManifest.ToBytes(manifest)));
+            var error = await LoadConfigArchiveAsync(files, cancellationToken).ConfigureAwait(false);
             if (error is not null) throw new EngineException($"loading the step's image failed: {error}");
             var newId = "sha256:" + newHex;
             if (newId != id)
@@ -334,19 +331,9 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
 
     private static JsonArray Strings(IEnumerable<string> values) => new([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]);
 
-    /// <summary>A docker-archive manifest entry whose layer files are never read (the engine has the layers).</summary>
-    private static JsonObject ManifestItem(string configName, byte[] config, string? parent)
-    {
-        var diffIds = JsonNode.Parse(config)?["rootfs"]?["diff_ids"]?.AsArray().Select(d => d!.GetValue<string>()).ToList() ?? [];
-        var item = new JsonObject
-        {
-            ["Config"] = configName,
-            ["RepoTags"] = null,
-            ["Layers"] = Strings(diffIds.Select(d => d["sha256:".Length..] + "/layer.tar")),
-        };
-        if (parent is not null) item["Parent"] = parent;
-        return item;
-    }
+    /// <summary>The layer paths a docker-archive manifest lists for a config (never read: the engine has the layers).</summary>
+    private static List<string> LayerFiles(byte[] config) =>
+        JsonNode.Parse(config)?["rootfs"]?["diff_ids"]?.AsArray().Select(d => d!.GetValue<string>()["sha256:".Length..] + "/layer.tar").ToList() ?? [];
 
     /// <summary>
     /// The exact config bytes of images (by ID): from the engine's image store when it is on this machine

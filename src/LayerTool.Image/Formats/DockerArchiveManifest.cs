@@ -6,8 +6,9 @@ namespace LayerTool.Image.Formats;
 /// One entry of a docker-archive's <c>manifest.json</c> (moby image/spec v1.2, "Combined Image JSON + Filesystem
 /// Changeset Format"): the config path, the tags, and one layer path per <c>rootfs.diff_ids</c> entry.
 /// Paths are relative to the archive root; Docker 25+ writes <c>blobs/sha256/&lt;hex&gt;</c> paths.
+/// <c>Parent</c> (an image ID) makes <c>docker load</c> link the image to a parent it already has.
 /// </summary>
-public sealed record DockerArchiveManifest(string Config, IReadOnlyList<string> RepoTags, IReadOnlyList<string> Layers)
+public sealed record DockerArchiveManifest(string Config, IReadOnlyList<string> RepoTags, IReadOnlyList<string> Layers, string? Parent = null)
 {
     /// <summary>The file name of the manifest in the archive.</summary>
     public const string FileName = "manifest.json";
@@ -28,7 +29,8 @@ public sealed record DockerArchiveManifest(string Config, IReadOnlyList<string> 
             entries.Add(new DockerArchiveManifest(
                 Json.RequiredString(json, "Config", where),
                 Json.OptionalStringList(json, "RepoTags", where) ?? [],
-                Json.OptionalStringList(json, "Layers", where) ?? []));
+                Json.OptionalStringList(json, "Layers", where) ?? [],
+                Json.OptionalString(json, "Parent", where)));
         }
 
         return entries;
@@ -41,12 +43,18 @@ public sealed record DockerArchiveManifest(string Config, IReadOnlyList<string> 
         var array = new JsonArray();
         foreach (var entry in entries)
         {
-            array.Add((JsonNode)new JsonObject
+            var item = new JsonObject
             {
                 [nameof(Config)] = entry.Config,
                 [nameof(RepoTags)] = entry.RepoTags.Count == 0 ? null : Json.StringArray(entry.RepoTags),
                 [nameof(Layers)] = Json.StringArray(entry.Layers),
-            });
+            };
+            if (entry.Parent is not null)
+            {
+                item[nameof(Parent)] = entry.Parent;
+            }
+
+            array.Add((JsonNode)item);
         }
 
         return Json.ToBytes(array);
