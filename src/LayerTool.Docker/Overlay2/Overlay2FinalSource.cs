@@ -108,8 +108,9 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
     private LayerEntry FromBase(FsIndexEntry b)
     {
         var entry = b.Entry;
-        if (entry.Type != LayerEntryType.Directory)
+        if (entry.Type != LayerEntryType.Directory && b.InHardLinkGroup)
         {
+            // The group's first surviving path carries the file (upper layers may have replaced earlier ones).
             var group = b.HardLinkOf ?? b.Path;
             if (b.HardLinkOf is not null && _baseGroups.TryGetValue(group, out var first))
                 return entry with { Type = LayerEntryType.HardLink, LinkTarget = first.Bytes.ToArray(), Size = 0 };

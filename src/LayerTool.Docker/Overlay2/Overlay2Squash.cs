@@ -130,11 +130,11 @@ public sealed class Overlay2Squash
         }
     }
 
-    /// <summary>The base's index built from its own layer directories (a cold cache, without a save).</summary>
-    public async Task<FsIndex> BuildBaseIndexAsync(CancellationToken cancellationToken)
+    /// <summary>The base's index built from its own layer directories (a cold cache, without a save), on disk.</summary>
+    public async Task<FsIndex> BuildBaseIndexAsync(string? tempDirectory, CancellationToken cancellationToken)
     {
         using var source = new Overlay2FinalSource(FsIndex.Empty, BaseDirs, [], OwnerNames.FromHost());
-        return await FsIndex.FromFlattenedAsync(source, cancellationToken).ConfigureAwait(false);
+        return await FsIndex.FromFlattenedOnDiskAsync(source, tempDirectory, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Re-reads a final file for LayerDiff's rare hard-link case: the topmost layer that has it.</summary>

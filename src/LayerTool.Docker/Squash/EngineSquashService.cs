@@ -194,7 +194,7 @@ public sealed class EngineSquashService : ISquashService
         if (fast is not null && Overlay2Layout.TryResolve(baseImage, out _) is { } baseLayout
             && Overlay2Squash.TryReadConfig(baseLayout, baseImage.Id, out _) is { } baseConfig)
         {
-            var fromDisk = await fast.BuildBaseIndexAsync(cancellationToken).ConfigureAwait(false);
+            var fromDisk = await fast.BuildBaseIndexAsync(_settings.TempDirectory, cancellationToken).ConfigureAwait(false);
             _cache.TryPut(baseImage.Id, fromDisk, baseConfig);
             return (fromDisk, baseConfig);
         }

@@ -6,11 +6,15 @@ namespace LayerTool.Image.Layers;
 /// The merged view of a filesystem (a stack of layers, or a flattened export): every path with its
 /// metadata and, for regular files, the SHA-256 of the content (never the content). Immutable; build
 /// one with <see cref="FsIndexBuilder"/> or the factory methods here. <see cref="Entries"/> walks it in
-/// docker's export order. <see cref="FsIndexSerializer"/> stores it on disk for the base-index cache.
+/// docker's export order. Two kinds with the same behaviour: a tree in memory (what a builder makes), or an
+/// <see cref="FsIndexStore"/> on disk, walked as a stream with a sparse key index for lookups (what a
+/// squash uses, so its memory does not grow with the number of paths). <see cref="FsIndexSerializer"/>
+/// and the base-index cache keep the on-disk kind.
 /// </summary>
 public sealed class FsIndex
 {
-    private readonly FsNode _root;
+    private readonly FsNode? _root;
+    private readonly FsIndexStore? _store;
     private readonly HashSet<long> _linkedInodes;
     private Dictionary<long, LayerPath>? _firstOfInode;
 
@@ -21,13 +25,43 @@ public sealed class FsIndex
         _linkedInodes = linkedInodes;
     }
 
+    /// <summary>An index on disk. Inodes are group ordinals plus one (unique per path unless hard-linked).</summary>
+    internal FsIndex(FsIndexStore store)
+    {
+        _store = store;
+        Count = checked((int)store.Count);
+        _linkedInodes = [.. store.LinkedGroups.Select(g => g + 1)];
+    }
+
+    /// <summary>True for an index read from disk as a stream (see the type's summary).</summary>
+    public bool IsOnDisk => _store is not null;
+
+    /// <summary>This index as a tree in memory (itself when it is one): for building on top of it.</summary>
+    internal FsIndex InMemory()
+    {
+        if (_store is null) return this;
+        var builder = new FsIndexBuilder();
+        builder.BeginLayer();
+        foreach (var r in _store.Records())
+        {
+            var entry = r.FirstLink is null ? r.Entry : r.Entry with { Type = LayerEntryType.HardLink, LinkTarget = r.FirstLink.Bytes.ToArray(), Size = 0 };
+            builder.Put(entry, r.Hash);
+        }
+        return builder.Build();
+    }
+
+    /// <summary>Closes an on-disk index's file (an unlinked temp file is gone then); the index cannot be read afterwards.</summary>
+    internal void Close() => _store?.Close();
+
+    private static FsNode Node(StoredRecord r) => new(r.Entry, r.Hash, r.Group + 1, 0);
+
     /// <summary>An empty filesystem (<c>FROM scratch</c>).</summary>
     public static FsIndex Empty { get; } = new FsIndexBuilder().Build();
 
     /// <summary>Number of paths (the root is not counted).</summary>
     public int Count { get; }
 
-    internal FsNode Root => _root;
+    internal FsNode Root => _root ?? throw new InvalidOperationException("an on-disk index has no tree; use InMemory()");
 
     internal IReadOnlySet<long> LinkedInodes => _linkedInodes;
 
@@ -35,6 +69,11 @@ public sealed class FsIndex
     public FsIndexEntry? Find(LayerPath path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (_store is not null)
+        {
+            return path.IsRoot || _store.Find(path) is not { } r ? null
+                : new FsIndexEntry(r.Entry, r.Hash, r.FirstLink) { InHardLinkGroup = _store.LinkedGroups.Contains(r.Group) };
+        }
         var node = FindNode(path);
         if (node is null || path.IsRoot) return null;
         LayerPath? first = null;
@@ -44,7 +83,7 @@ public sealed class FsIndex
             first = _firstOfInode[node.Inode];
             if (first == path) first = null;
         }
-        return new FsIndexEntry(node.Entry, node.Hash, first);
+        return new FsIndexEntry(node.Entry, node.Hash, first) { InHardLinkGroup = _linkedInodes.Contains(node.Inode) };
     }
 
     private Dictionary<long, LayerPath> FirstPaths()
@@ -59,7 +98,12 @@ public sealed class FsIndex
 
     internal FsNode? FindNode(LayerPath path)
     {
-        var node = _root;
+        if (_store is not null)
+        {
+            if (path.IsRoot) throw new InvalidOperationException("an on-disk index has no root node");
+            return _store.Find(path) is { } r ? Node(r) : null;
+        }
+        var node = _root!;
         if (path.IsRoot) return node;
         foreach (var part in Split(path))
         {
@@ -86,16 +130,22 @@ public sealed class FsIndex
     {
         get
         {
-            foreach (var (node, first) in Nodes()) yield return new FsIndexEntry(node.Entry, node.Hash, first);
+            foreach (var (node, first) in Nodes())
+                yield return new FsIndexEntry(node.Entry, node.Hash, first) { InHardLinkGroup = _linkedInodes.Contains(node.Inode) };
         }
     }
 
     /// <summary>Nodes in walk order, with the first path of their inode when they are not it.</summary>
     internal IEnumerable<(FsNode Node, LayerPath? FirstLink)> Nodes()
     {
+        if (_store is not null)
+        {
+            foreach (var r in _store.Records()) yield return (Node(r), r.FirstLink);
+            yield break;
+        }
         var firstOfInode = new Dictionary<long, LayerPath>();
         var stack = new Stack<IEnumerator<FsNode>>();
-        stack.Push(_root.Children!.Values.GetEnumerator());
+        stack.Push(_root!.Children!.Values.GetEnumerator());
         while (stack.Count > 0)
         {
             var it = stack.Peek();
@@ -137,10 +187,41 @@ public sealed class FsIndex
         return builder.Build();
     }
 
+    /// <summary>
+    /// Indexes a flattened filesystem given in walk order (an export, the fast path's merged layer directories)
+    /// into an on-disk index: memory stays flat whatever the number of paths.
+    /// </summary>
+    /// <param name="source">The filesystem; an <see cref="IContentHashHint"/> spares hashing files it knows.</param>
+    /// <param name="tempDirectory">Where the (unlinked) index file goes; the system temp directory when null.</param>
+    /// <param name="cancellationToken">Cancels the work.</param>
+    public static async Task<FsIndex> FromFlattenedOnDiskAsync(ILayerEntrySource source, string? tempDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var writer = new FsIndexStoreWriter(null, tempDirectory);
+        try
+        {
+            while (await source.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                if (entry.Path.IsRoot) continue;
+                byte[]? hash = null;
+                if (entry.Type == LayerEntryType.RegularFile)
+                    hash = (source as IContentHashHint)?.CurrentContentHash ?? await HashAsync(source.Content, cancellationToken).ConfigureAwait(false);
+                writer.Add(entry, hash);
+            }
+            // The index shares the writer's (unlinked) file: the writer is not disposed on success.
+            return writer.Build();
+        }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>A new index: this one with <paramref name="layer"/> applied on top.</summary>
     public async Task<FsIndex> ApplyLayerAsync(ILayerEntrySource layer, CancellationToken cancellationToken)
     {
-        var builder = new FsIndexBuilder(this);
+        var builder = new FsIndexBuilder(InMemory());
         await builder.ApplyLayerAsync(layer, cancellationToken).ConfigureAwait(false);
         return builder.Build();
     }

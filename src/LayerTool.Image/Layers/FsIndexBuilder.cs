@@ -33,6 +33,7 @@ public sealed class FsIndexBuilder
     public FsIndexBuilder(FsIndex start)
     {
         ArgumentNullException.ThrowIfNull(start);
+        start = start.InMemory();
         _owned = new HashSet<FsNode>(ReferenceEqualityComparer.Instance);
         _root = start.Root.ShallowClone();
         _owned.Add(_root);

@@ -12,6 +12,9 @@ public sealed record FsIndexEntry(LayerEntry Entry, byte[]? ContentHash, LayerPa
 {
     public LayerPath Path => Entry.Path;
 
+    /// <summary>True when the path shares its inode with other paths (any member of a hard-link group, the first included).</summary>
+    public bool InHardLinkGroup { get; init; }
+
     /// <summary>The content hash as lowercase hex (empty when there is none).</summary>
     public string ContentHashHex => ContentHash is null ? "" : Convert.ToHexStringLower(ContentHash);
 }

@@ -80,23 +80,33 @@ public static class LayerDiff
         private readonly LayerDiffOptions _options;
         private readonly FsIndex _base;
         private readonly LayerTarWriter _writer;
-        private readonly FsIndexBuilder _final = new();
+        private readonly FsIndexStoreWriter _final;
+        private readonly WrittenEntryLog _log;
         private readonly IEnumerator<(FsNode Node, LayerPath? FirstLink)> _baseWalk;
         private readonly List<LayerEntry> _dirs = [];
-        private readonly HashSet<LayerPath> _written = [];
-        private readonly HashSet<long> _emittedInodes = [];
+        // What was written: directories by path; the current path by a flag; a path written after the
+        // stream passed it (a hard-link group that changed) in a set of its own. Regular files are never
+        // kept by path, so memory does not grow with the number of files (FsIndexStore).
+        private readonly HashSet<LayerPath> _writtenDirs = [];
+        private readonly HashSet<LayerPath> _writtenLate = [];
+        private LayerPath? _current;
+        private bool _currentWritten;
+        private readonly HashSet<long> _emittedGroups = [];
         private readonly HashSet<long> _keptBaseInodes = [];
         private readonly Dictionary<long, List<LayerPath>> _linkMembers = [];
         private readonly Spill _spill;
         private FsNode? _baseNode;
         private long _whiteouts;
+        private bool _finished;
         private long _read;
 
         public Run(FsIndex baseIndex, Stream output, LayerDiffOptions options)
         {
             _base = baseIndex;
             _options = options;
-            _writer = new LayerTarWriter(output, leaveOpen: true, recordEntries: true);
+            _final = new FsIndexStoreWriter(null, options.TempDirectory);
+            _log = new WrittenEntryLog(options.TempDirectory);
+            _writer = new LayerTarWriter(output, leaveOpen: true, _log.Append);
             _baseWalk = baseIndex.Nodes().GetEnumerator();
             _spill = new Spill(options.SpillThreshold, options.TempDirectory);
             AdvanceBase();
@@ -104,7 +114,6 @@ public static class LayerDiff
 
         public async Task<LayerDiffResult> ExecuteAsync(ILayerEntrySource final, CancellationToken ct)
         {
-            _final.BeginLayer();
             LayerPath? previous = null;
             while (await final.ReadNextAsync(ct).ConfigureAwait(false) is { } entry)
             {
@@ -114,6 +123,8 @@ public static class LayerDiff
                 if (previous is not null && previous.CompareTo(path) >= 0)
                     throw new ImageFormatException($"the final filesystem is not in walk order: '{path}' comes after '{previous}'");
                 previous = path;
+                _current = path;
+                _currentWritten = false;
 
                 // Everything the base has before this path is gone from the final filesystem.
                 while (_baseNode is not null && _baseNode.Entry.Path.CompareTo(path) < 0)
@@ -138,13 +149,13 @@ public static class LayerDiff
                         break;
                     default:
                         {
-                            var node = _final.Put(entry, null);
+                            var node = _final.Add(entry, null);
                             // Non-directories can be hard-linked too (FIFOs, devices, symlinks): same group rule as files.
                             var linked = match is not null && !entry.IsDirectory && _base.LinkedInodes.Contains(match.Inode);
                             if (match is null || !entry.SameMetadata(match.Entry) || (linked && _keptBaseInodes.Contains(match!.Inode)))
                             {
                                 await EmitAsync(entry, null, ct).ConfigureAwait(false);
-                                _emittedInodes.Add(node.Inode);
+                                if (!entry.IsDirectory) _emittedGroups.Add(node.Group);
                             }
                             else if (linked)
                             {
@@ -158,9 +169,10 @@ public static class LayerDiff
             while (_baseNode is not null) await WhiteoutAsync(_baseNode.Entry.Path, ct).ConfigureAwait(false);
 
             await _writer.FinishAsync(ct).ConfigureAwait(false);
+            _finished = true;
             return new LayerDiffResult(_writer.DiffId, _writer.BytesWritten, _writer.EntryCount, _whiteouts, _final.Build())
             {
-                WrittenEntries = _writer.WrittenEntries,
+                WrittenLog = _log,
             };
         }
 
@@ -174,8 +186,8 @@ public static class LayerDiff
                 // Changed or new: stream it straight into the layer. The writer hashes the content it writes
                 // (it records entries), so that hash is the final index's: no second SHA-256 pass over it.
                 await EmitAsync(entry, content, ct).ConfigureAwait(false);
-                var node = _final.Put(entry, _writer.LastContentHash ?? throw new InvalidOperationException("the tar writer recorded no content hash"));
-                _emittedInodes.Add(node.Inode);
+                var node = _final.Add(entry, _writer.LastContentHash ?? throw new InvalidOperationException("the tar writer recorded no content hash"));
+                _emittedGroups.Add(node.Group);
                 Report(entry.Size);
                 return;
             }
@@ -183,13 +195,13 @@ public static class LayerDiff
             // Fast-path hook (IContentHashHint): an untouched base file is equal by its known hash, unread.
             if (knownHash is not null && knownHash.AsSpan().SequenceEqual(match!.Hash))
             {
-                _final.Put(entry, knownHash);
+                _final.Add(entry, knownHash);
                 if (_base.LinkedInodes.Contains(match.Inode)) _keptBaseInodes.Add(match.Inode);
                 return;
             }
             var hash = await _spill.FillAsync(content, entry, ct).ConfigureAwait(false);
             Report(entry.Size);
-            var finalNode = _final.Put(entry, hash);
+            var finalNode = _final.Add(entry, hash);
             if (hash.AsSpan().SequenceEqual(match!.Hash))
             {
                 if (_base.LinkedInodes.Contains(match.Inode)) _keptBaseInodes.Add(match.Inode);
@@ -198,20 +210,20 @@ public static class LayerDiff
             var spilled = _spill.OpenRead();
             await using (spilled.ConfigureAwait(false))
                 await EmitAsync(entry, spilled, ct).ConfigureAwait(false);
-            _emittedInodes.Add(finalNode.Inode);
+            _emittedGroups.Add(finalNode.Group);
         }
 
         private async Task HardLinkAsync(LayerEntry entry, FsNode? match, CancellationToken ct)
         {
             var targetPath = entry.HardLinkTarget;
-            var target = _final.Resolve(targetPath)
+            var target = _final.Find(targetPath)
                 ?? throw new ImageFormatException($"hard link '{entry.Name}' points to '{targetPath}', which is not earlier in the stream");
-            var node = _final.Put(entry, null);
-            if (!_linkMembers.TryGetValue(node.Inode, out var members))
-                _linkMembers[node.Inode] = members = [targetPath];
+            var node = _final.Add(entry, null);
+            if (!_linkMembers.TryGetValue(node.Group, out var members))
+                _linkMembers[node.Group] = members = [targetPath];
             members.Add(entry.Path);
 
-            if (_emittedInodes.Contains(node.Inode))
+            if (_emittedGroups.Contains(node.Group))
             {
                 await EmitAsync(entry, null, ct).ConfigureAwait(false);
                 return;
@@ -230,11 +242,11 @@ public static class LayerDiff
             await EmitFromIndexAsync(target, ct).ConfigureAwait(false);
             foreach (var member in members)
             {
-                if (member == targetPath || member == entry.Path || _written.Contains(member)) continue;
+                if (member == targetPath || member == entry.Path || _writtenLate.Contains(member)) continue;
                 await EnsureAncestorsAsync(member, ct).ConfigureAwait(false);
-                await EmitRawAsync(LinkEntry(_final.Resolve(member)!.Entry, targetPath), null, ct).ConfigureAwait(false);
+                await EmitRawAsync(LinkEntry(_final.Find(member)!.Entry, targetPath), null, ct).ConfigureAwait(false);
             }
-            _emittedInodes.Add(node.Inode);
+            _emittedGroups.Add(node.Group);
             await EmitAsync(entry, null, ct).ConfigureAwait(false);
         }
 
@@ -242,10 +254,10 @@ public static class LayerDiff
             like with { Type = LayerEntryType.HardLink, LinkTarget = target.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 };
 
         /// <summary>Writes a file the stream has already passed, taking its content from the reopener.</summary>
-        private async Task EmitFromIndexAsync(FsNode target, CancellationToken ct)
+        private async Task EmitFromIndexAsync(StoredRecord target, CancellationToken ct)
         {
             var entry = target.Entry;
-            if (_written.Contains(entry.Path)) return;
+            if (_writtenLate.Contains(entry.Path)) return;
             await EnsureAncestorsAsync(entry.Path, ct).ConfigureAwait(false);
             if (entry.Type != LayerEntryType.RegularFile)
             {
@@ -269,8 +281,8 @@ public static class LayerDiff
         {
             foreach (var dir in path.Ancestors())
             {
-                if (_written.Contains(dir)) continue;
-                var node = _final.Resolve(dir) ?? throw new InvalidOperationException($"missing directory '{dir}'");
+                if (_writtenDirs.Contains(dir)) continue;
+                var node = _final.Find(dir) ?? throw new InvalidOperationException($"missing directory '{dir}'");
                 await EmitRawAsync(node.Entry, null, ct).ConfigureAwait(false);
             }
         }
@@ -280,7 +292,7 @@ public static class LayerDiff
         {
             foreach (var dir in _dirs)
             {
-                if (!_written.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
+                if (!_writtenDirs.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
             }
             await EmitRawAsync(entry, content, ct).ConfigureAwait(false);
         }
@@ -289,8 +301,10 @@ public static class LayerDiff
         {
             if (Whiteouts.Classify(entry.Path) != WhiteoutKind.None)
                 throw new ImageFormatException($"'{entry.Name}' cannot be carried in a layer: its name would read as a whiteout");
-            if (!_written.Add(entry.Path))
-                throw new InvalidOperationException($"'{entry.Name}' would be written twice");
+            var first = entry.IsDirectory ? _writtenDirs.Add(entry.Path)
+                : entry.Path == _current ? !_currentWritten && (_currentWritten = true)
+                : _writtenLate.Add(entry.Path);
+            if (!first) throw new InvalidOperationException($"'{entry.Name}' would be written twice");
             var clamp = _options.ClampTime;
             if (clamp is { } c && entry.ModificationTime > c) entry = entry with { ModificationTime = c };
             await _writer.WriteEntryAsync(entry, content, ct).ConfigureAwait(false);
@@ -309,9 +323,8 @@ public static class LayerDiff
             };
             foreach (var dir in _dirs)
             {
-                if (!_written.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
+                if (!_writtenDirs.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
             }
-            _written.Add(wh.Path);
             await _writer.WriteEntryAsync(wh, null, ct).ConfigureAwait(false);
             _whiteouts++;
         }
@@ -339,6 +352,13 @@ public static class LayerDiff
         public async ValueTask DisposeAsync()
         {
             _baseWalk.Dispose();
+            if (!_finished)
+            {
+                // On success the final index and the log live on in the result (their temp files are unlinked
+                // already, and go with their handles).
+                _final.Dispose();
+                _log.Dispose();
+            }
             await _spill.DisposeAsync().ConfigureAwait(false);
             await _writer.DisposeAsync().ConfigureAwait(false);
         }

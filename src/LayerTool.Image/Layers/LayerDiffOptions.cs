@@ -39,10 +39,15 @@ public sealed record LayerDiffOptions
 /// <param name="Size">Bytes of the layer tar.</param>
 /// <param name="Entries">Tar entries written (whiteouts included).</param>
 /// <param name="Whiteouts">Whiteouts written.</param>
-/// <param name="FinalIndex">The final filesystem's index, for <see cref="LayerVerifier"/>.</param>
+/// <param name="FinalIndex">The final filesystem's index (on disk), for <see cref="LayerVerifier"/>.</param>
 public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex)
 {
+    private IReadOnlyList<WrittenLayerEntry>? _entries;
+
     /// <summary>Every entry written into the layer, with the hash of the content bytes written (recorded by
-    /// the tar writer), for <see cref="LayerVerifier.VerifyWritten"/>; null when not recorded.</summary>
-    public IReadOnlyList<WrittenLayerEntry>? WrittenEntries { get; init; }
+    /// the tar writer into a log on disk), for the verifier.</summary>
+    internal WrittenEntryLog? WrittenLog { get; init; }
+
+    /// <summary>The entries of <see cref="WrittenLog"/> as a list (read from disk on first use; null when not recorded).</summary>
+    public IReadOnlyList<WrittenLayerEntry>? WrittenEntries => _entries ??= WrittenLog?.Read().ToList();
 }

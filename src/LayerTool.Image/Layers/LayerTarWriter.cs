@@ -21,6 +21,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly bool _leaveOpen;
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly List<WrittenLayerEntry>? _written;
+    private readonly Action<WrittenLayerEntry>? _onWritten;
     private byte[]? _digest;
 
     /// <param name="output">Where the tar goes.</param>
@@ -34,6 +35,17 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         _leaveOpen = leaveOpen;
         if (recordEntries) _written = [];
     }
+
+    /// <summary>A writer that hands every entry it writes, as encoded and with its content hash, to
+    /// <paramref name="onWritten"/> (e.g. a log on disk) instead of keeping a list.</summary>
+    public LayerTarWriter(Stream output, bool leaveOpen, Action<WrittenLayerEntry> onWritten)
+        : this(output, leaveOpen)
+    {
+        ArgumentNullException.ThrowIfNull(onWritten);
+        _onWritten = onWritten;
+    }
+
+    private bool Recording => _written is not null || _onWritten is not null;
 
     /// <summary>The entries written so far, in order, as they were encoded (mode's permission bits, the size
     /// written) with their content hash; null unless constructed with <c>recordEntries</c>.</summary>
@@ -63,7 +75,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
 
         var headers = BuildHeaders(entry, size);
         await WriteAsync(headers, cancellationToken).ConfigureAwait(false);
-        using var fileHash = _written is not null && entry.Type == LayerEntryType.RegularFile ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        using var fileHash = Recording && entry.Type == LayerEntryType.RegularFile ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
         if (size > 0)
         {
             await CopyContentAsync(entry, content!, size, fileHash, cancellationToken).ConfigureAwait(false);
@@ -71,7 +83,12 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         }
         var contentHash = fileHash?.GetHashAndReset();
         LastContentHash = contentHash;
-        _written?.Add(new WrittenLayerEntry(Encoded(entry, size), contentHash));
+        if (Recording)
+        {
+            var written = new WrittenLayerEntry(Encoded(entry, size), contentHash);
+            _written?.Add(written);
+            _onWritten?.Invoke(written);
+        }
         EntryCount++;
     }
 

@@ -13,9 +13,34 @@ public sealed record FsDifference(LayerPath Path, string What)
 /// </summary>
 public static class LayerVerifier
 {
-    /// <summary>Applies <paramref name="layer"/> to <paramref name="baseIndex"/> and compares the result with <paramref name="expected"/>.</summary>
+    /// <summary>
+    /// Reads <paramref name="layer"/> (hashing every file's content) and checks that <paramref name="baseIndex"/>
+    /// with it applied equals <paramref name="expected"/>, as <see cref="VerifyWritten(FsIndex, IReadOnlyList{WrittenLayerEntry}, FsIndex, CancellationToken, int)"/> does.
+    /// </summary>
     /// <returns>The differences (empty when the layer is right), at most <paramref name="limit"/>.</returns>
     public static async Task<IReadOnlyList<FsDifference>> VerifyAsync(FsIndex baseIndex, Stream layer, FsIndex expected,
+        CancellationToken cancellationToken, int limit = 100, string? tempDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(baseIndex);
+        ArgumentNullException.ThrowIfNull(expected);
+        using var log = new WrittenEntryLog(tempDirectory);
+        var reader = new LayerTarReader(layer, leaveOpen: true);
+        await using (reader.ConfigureAwait(false))
+        {
+            while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                var hash = entry.Type == LayerEntryType.RegularFile ? await FsIndex.HashAsync(reader.Content, cancellationToken).ConfigureAwait(false) : null;
+                log.Append(new WrittenLayerEntry(entry, hash));
+            }
+        }
+        return new StreamingCheck(baseIndex, log.Read, expected, limit).Run(cancellationToken);
+    }
+
+    /// <summary>
+    /// The tree-building check: applies <paramref name="layer"/> to an in-memory copy of <paramref name="baseIndex"/>
+    /// and compares. Memory grows with the paths; kept as an independent second implementation for tests.
+    /// </summary>
+    public static async Task<IReadOnlyList<FsDifference>> VerifyInMemoryAsync(FsIndex baseIndex, Stream layer, FsIndex expected,
         CancellationToken cancellationToken, int limit = 100)
     {
         ArgumentNullException.ThrowIfNull(baseIndex);
@@ -28,19 +53,23 @@ public static class LayerVerifier
     }
 
     /// <summary>
-    /// The same check as <see cref="VerifyAsync"/> without reading the layer back: applies the entries the tar
-    /// writer recorded while writing it (each regular file with the SHA-256 of the bytes it wrote) to
-    /// <paramref name="baseIndex"/> and compares the result with <paramref name="expected"/>.
+    /// The same check as <see cref="VerifyAsync"/> without reading the layer back: uses the entries the tar
+    /// writer recorded while writing it (each regular file with the SHA-256 of the bytes it wrote).
     /// </summary>
     /// <returns>The differences (empty when the layer is right), at most <paramref name="limit"/>.</returns>
-    public static async Task<IReadOnlyList<FsDifference>> VerifyWritten(FsIndex baseIndex, IReadOnlyList<WrittenLayerEntry> written,
+    public static Task<IReadOnlyList<FsDifference>> VerifyWritten(FsIndex baseIndex, IReadOnlyList<WrittenLayerEntry> written,
         FsIndex expected, CancellationToken cancellationToken, int limit = 100)
     {
         ArgumentNullException.ThrowIfNull(baseIndex);
         ArgumentNullException.ThrowIfNull(written);
-        var actual = await baseIndex.ApplyLayerAsync(new WrittenEntrySource(written), cancellationToken).ConfigureAwait(false);
-        return Compare(expected, actual, limit);
+        ArgumentNullException.ThrowIfNull(expected);
+        return Task.FromResult(new StreamingCheck(baseIndex, () => written, expected, limit).Run(cancellationToken));
     }
+
+    /// <summary>The check of <see cref="VerifyWritten(FsIndex, IReadOnlyList{WrittenLayerEntry}, FsIndex, CancellationToken, int)"/> over a diff's log on disk.</summary>
+    internal static IReadOnlyList<FsDifference> VerifyWritten(FsIndex baseIndex, WrittenEntryLog written, FsIndex expected,
+        CancellationToken cancellationToken, int limit = 100) =>
+        new StreamingCheck(baseIndex, written.Read, expected, limit).Run(cancellationToken);
 
     /// <summary>Compares two filesystems entry by entry; an empty list means equal.</summary>
     public static IReadOnlyList<FsDifference> Compare(FsIndex expected, FsIndex actual, int limit = 100)

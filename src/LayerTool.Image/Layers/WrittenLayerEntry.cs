@@ -29,3 +29,55 @@ internal sealed class WrittenEntrySource(IReadOnlyList<WrittenLayerEntry> entrie
         return ValueTask.FromResult<LayerEntry?>(w.Entry);
     }
 }
+
+/// <summary>
+/// The entries a <see cref="LayerTarWriter"/> wrote, logged to an unlinked temp file (see
+/// <see cref="FsIndexStore.CreateUnlinked"/>) rather than kept in memory, and read back as often as the
+/// verifier needs.
+/// </summary>
+internal sealed class WrittenEntryLog : IDisposable
+{
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
+    private readonly HandleWriter _sink;
+    private readonly BinaryWriter _w;
+
+    public WrittenEntryLog(string? tempDirectory)
+    {
+        _handle = FsIndexStore.CreateUnlinked(tempDirectory);
+        _sink = new HandleWriter(_handle, checksum: false);
+        _w = new BinaryWriter(_sink, System.Text.Encoding.UTF8, leaveOpen: true);
+    }
+
+    public long Count { get; private set; }
+
+    public void Append(WrittenLayerEntry written)
+    {
+        ArgumentNullException.ThrowIfNull(written);
+        _w.Write((byte)1);
+        FsIndexStore.WriteEntry(_w, written.Entry);
+        _w.Write(written.ContentHash is not null);
+        if (written.ContentHash is not null) _w.Write(written.ContentHash);
+        Count++;
+    }
+
+    /// <summary>The entries logged so far, in the order they were written.</summary>
+    public IEnumerable<WrittenLayerEntry> Read()
+    {
+        _w.Flush();
+        using var r = new BinaryReader(new BufferedStream(new FsIndexStore.HandleStream(_handle, 0, _sink.Position), 1 << 16), System.Text.Encoding.UTF8);
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (r.BaseStream.ReadByte() == 1)
+        {
+            var entry = FsIndexStore.ReadEntry(r, names);
+            var hash = r.ReadBoolean() ? r.ReadBytes(32) : null;
+            yield return new WrittenLayerEntry(entry, hash);
+        }
+    }
+
+    public void Dispose()
+    {
+        _w.Dispose();
+        _sink.Dispose();
+        _handle.Dispose();
+    }
+}

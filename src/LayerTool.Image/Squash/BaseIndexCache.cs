@@ -28,8 +28,8 @@ public sealed class BaseIndexCache
         if (!File.Exists(idx) || !File.Exists(config)) return null;
         try
         {
-            using var input = new FileStream(idx, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            var index = FsIndexSerializer.Read(input);
+            // Opened on disk (checksum checked), walked as a stream by the squash: never loaded whole.
+            var index = FsIndexSerializer.OpenFile(idx);
             return (index, ImageConfig.Parse(File.ReadAllBytes(config), config));
         }
         catch (Exception e) when (e is ImageFormatException or IOException or EndOfStreamException or InvalidDataException)
@@ -50,8 +50,7 @@ public sealed class BaseIndexCache
         try
         {
             System.IO.Directory.CreateDirectory(_directory);
-            using (var output = new FileStream(idx + tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-                FsIndexSerializer.Write(index, output);
+            FsIndexSerializer.WriteFile(index, idx + tmp);
             File.WriteAllBytes(configPath + tmp, config.Bytes.ToArray());
             File.Move(configPath + tmp, configPath, overwrite: true);
             File.Move(idx + tmp, idx, overwrite: true);

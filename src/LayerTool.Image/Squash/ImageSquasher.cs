@@ -131,6 +131,7 @@ public static class ImageSquasher
         var directory = spec.TempDirectory ?? Path.GetTempPath();
         var layerFile = Path.Combine(directory, $"layertool-squash-{Guid.NewGuid():N}.tar");
         var keep = false;
+        LayerDiffResult? diff = null;
         try
         {
             var options = new LayerDiffOptions
@@ -140,7 +141,6 @@ public static class ImageSquasher
                 ReopenContent = spec.ReopenContent,
                 Progress = progress,
             };
-            LayerDiffResult diff;
             var output = new FileStream(layerFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
             await using (output.ConfigureAwait(false))
             {
@@ -148,16 +148,16 @@ public static class ImageSquasher
             }
 
             IReadOnlyList<FsDifference> differences;
-            if (diff.WrittenEntries is { } written && !spec.VerifyByRereading)
+            if (diff.WrittenLog is { } written && !spec.VerifyByRereading)
             {
-                differences = await LayerVerifier.VerifyWritten(spec.BaseIndex, written, diff.FinalIndex, cancellationToken).ConfigureAwait(false);
+                differences = LayerVerifier.VerifyWritten(spec.BaseIndex, written, diff.FinalIndex, cancellationToken);
             }
             else
             {
                 var verify = new FileStream(layerFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
                 await using (verify.ConfigureAwait(false))
                 {
-                    differences = await LayerVerifier.VerifyAsync(spec.BaseIndex, verify, diff.FinalIndex, cancellationToken).ConfigureAwait(false);
+                    differences = await LayerVerifier.VerifyAsync(spec.BaseIndex, verify, diff.FinalIndex, cancellationToken, tempDirectory: spec.TempDirectory).ConfigureAwait(false);
                 }
             }
             if (differences.Count > 0)
@@ -191,6 +191,9 @@ public static class ImageSquasher
         finally
         {
             if (!keep) File.Delete(layerFile);
+            // The final index and the written-entry log are unlinked temp files: close them now rather than at collection.
+            diff?.WrittenLog?.Dispose();
+            diff?.FinalIndex.Close();
         }
     }
 

@@ -62,6 +62,21 @@ internal static class DiffHarness
         }
         var entries = await TarBuilder.ReadAllAsync(layer);
         entries.Select(e => e.Entry.Path).Distinct().Count().ShouldBe(entries.Count, "no path twice in a layer");
+
+        // The tree-building check (an independent implementation) agrees.
+        (await LayerVerifier.VerifyInMemoryAsync(baseIndex, new MemoryStream(layer), result.FinalIndex, CancellationToken.None)).ShouldBeEmpty();
+        // The same diff from the base's on-disk form (what the squash walks) writes the same layer.
+        using (var ms = new MemoryStream())
+        {
+            FsIndexSerializer.Write(baseIndex, ms);
+            ms.Position = 0;
+            var onDisk = FsIndexSerializer.Read(ms);
+            using var again = new MemoryStream();
+            await using var reader2 = new LayerTarReader(new MemoryStream(flat));
+            var second = await LayerDiff.WriteAsync(onDisk, reader2, again, options with { ReopenContent = ContentReopeners.FromTar(Opener(flat)) }, CancellationToken.None);
+            second.DiffId.ShouldBe(result.DiffId);
+            (await LayerVerifier.VerifyAsync(onDisk, new MemoryStream(layer), second.FinalIndex, CancellationToken.None)).ShouldBeEmpty();
+        }
         return new Outcome(result, layer, entries, baseIndex, result.FinalIndex);
     }
 }

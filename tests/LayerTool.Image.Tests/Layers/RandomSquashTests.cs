@@ -22,7 +22,13 @@ public class RandomSquashTests
     [MemberData(nameof(Seeds))]
     public async Task Squash_reproduces_the_final_filesystem(int seed)
     {
-        var rnd = new Random(seed);
+        var (baseLayers, layers) = await RandomStackAsync(new Random(seed));
+        await DiffHarness.SquashAsync(baseLayers, layers);
+    }
+
+    /// <summary>A random final stack and a base (a prefix of it, an unrelated layer, or scratch), all valid.</summary>
+    internal static async Task<(List<byte[]> Base, List<byte[]> Final)> RandomStackAsync(Random rnd)
+    {
         var layers = new List<byte[]>();
         var count = rnd.Next(2, 9);
         for (var i = 0; i < count; i++)
@@ -48,7 +54,7 @@ public class RandomSquashTests
         {
             baseLayers = [];
         }
-        await DiffHarness.SquashAsync(baseLayers, layers);
+        return (baseLayers, layers);
     }
 
     private static byte[] RandomLayer(Random rnd)
