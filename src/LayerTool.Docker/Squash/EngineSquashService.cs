@@ -200,7 +200,7 @@ public sealed class EngineSquashService : ISquashService
         }
         using var archive = await OpenSaveAsync(baseImage.Id, cancellationToken).ConfigureAwait(false);
         var saved = archive.GetImage();
-        var index = await FsIndex.FromLayersAsync(saved.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
+        var index = await FsIndex.FromLayersOnDiskAsync([.. saved.Layers.Select(Opener)], _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
         _cache.TryPut(baseImage.Id, index, saved.Config);
         return (index, saved.Config);
     }

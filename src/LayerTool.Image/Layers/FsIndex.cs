@@ -188,6 +188,81 @@ public sealed class FsIndex
     }
 
     /// <summary>
+    /// Merges a stack of layer tars (bottom first) into an on-disk index, one layer at a time: each layer's
+    /// entries (metadata and content hashes) are logged to disk, then merged with the index so far as two
+    /// walk-order streams (<see cref="LayerMerge"/>) into the next index file. Memory stays flat whatever the
+    /// number of paths. A layer of a shape the merge does not compute (a hard link to a path of a lower layer
+    /// that this layer does not carry, a path given twice, an entry under a non-directory) makes it fall back
+    /// to <see cref="FromLayersAsync"/>, which applies every shape docker accepts, in memory.
+    /// </summary>
+    public static async Task<FsIndex> FromLayersOnDiskAsync(IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        var current = Empty;
+        try
+        {
+            foreach (var open in layers)
+            {
+                using var log = new WrittenEntryLog(tempDirectory);
+                var reader = new LayerTarReader(await open(cancellationToken).ConfigureAwait(false));
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+                    {
+                        var hash = entry.Type == LayerEntryType.RegularFile ? await HashAsync(reader.Content, cancellationToken).ConfigureAwait(false) : null;
+                        log.Append(new WrittenLayerEntry(entry, hash));
+                    }
+                }
+                var next = Merge(current, log, tempDirectory, cancellationToken);
+                current.Close();
+                current = next ?? Empty;
+                if (next is null) return await FromLayersAsync(layers, cancellationToken).ConfigureAwait(false);
+            }
+            return current;
+        }
+        catch
+        {
+            current.Close();
+            throw;
+        }
+    }
+
+    /// <summary>One layer onto an index, into a new on-disk index; null when the merge cannot compute this layer's shape.</summary>
+    private static FsIndex? Merge(FsIndex lower, WrittenEntryLog layer, string? tempDirectory, CancellationToken cancellationToken)
+    {
+        var writer = new FsIndexStoreWriter(null, tempDirectory);
+        try
+        {
+            var unsupported = false;
+            new LayerMerge(lower, layer.Read)
+            {
+                Emit = e => writer.Add(e.HardLinkOf is null ? e.Entry
+                    : e.Entry with { Type = LayerEntryType.HardLink, LinkTarget = e.HardLinkOf.Bytes.ToArray(), Size = 0 }, e.ContentHash),
+                Problem = (_, _) => unsupported = true,
+                Stop = () => unsupported,
+            }.Run(cancellationToken);
+            if (unsupported)
+            {
+                writer.Dispose();
+                return null;
+            }
+            // The index shares the writer's (unlinked) file: the writer is not disposed on success.
+            return writer.Build();
+        }
+        catch (ImageFormatException)
+        {
+            writer.Dispose();
+            return null;
+        }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Indexes a flattened filesystem given in walk order (an export, the fast path's merged layer directories)
     /// into an on-disk index: memory stays flat whatever the number of paths.
     /// </summary>

@@ -174,7 +174,9 @@ public sealed class FsIndexBuilder
         {
             if (c > 1)
             {
-                _linkCounts[node.Inode] = c - 1;
+                // The last one left is an ordinary path again (not a group of one).
+                if (c == 2) _linkCounts.Remove(node.Inode);
+                else _linkCounts[node.Inode] = c - 1;
                 last = false;
             }
             else

@@ -16,19 +16,33 @@ public sealed record LayerReport(int Index, string DiffId, long Size, string? Cr
 /// <summary>The looks at images behind <c>layertool diff</c> and <c>layertool layers</c>, whatever their source.</summary>
 public static class ImageReports
 {
-    /// <summary>The merged filesystem of an image (its layers applied in order).</summary>
+    /// <summary>The merged filesystem of an image (its layers applied in order), on disk: memory stays flat however many paths.</summary>
     public static Task<FsIndex> IndexAsync(IImage image, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return FsIndex.FromLayersAsync(image.Layers.Select(Opener), cancellationToken);
+        return FsIndex.FromLayersOnDiskAsync([.. image.Layers.Select(Opener)], null, cancellationToken);
     }
 
     /// <summary>Added, changed and deleted paths from <paramref name="from"/>'s filesystem to <paramref name="to"/>'s.</summary>
     public static async Task<IReadOnlyList<FsChange>> DiffAsync(IImage from, IImage to, CancellationToken cancellationToken)
     {
         var a = await IndexAsync(from, cancellationToken).ConfigureAwait(false);
-        var b = await IndexAsync(to, cancellationToken).ConfigureAwait(false);
-        return FsComparison.Compare(a, b);
+        try
+        {
+            var b = await IndexAsync(to, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return FsComparison.Compare(a, b);
+            }
+            finally
+            {
+                b.Close();
+            }
+        }
+        finally
+        {
+            a.Close();
+        }
     }
 
     /// <summary>Per layer: size, the instruction that made it and the bytes later layers hide.</summary>

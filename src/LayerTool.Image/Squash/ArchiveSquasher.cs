@@ -56,7 +56,7 @@ public static class ArchiveSquasher
         ArchiveImage? baseImage = baseInput is not null ? baseInput.GetImage(request.Base)
             : request.Base is null ? null : input.GetImage(request.Base);
 
-        var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, cancellationToken).ConfigureAwait(false);
+        var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
         var finalLayers = final.Layers.Select(Opener).ToList();
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
@@ -105,12 +105,12 @@ public static class ArchiveSquasher
 
     private static Func<CancellationToken, Task<Stream>> Opener(ILayer layer) => ct => Task.FromResult(layer.Open(ct));
 
-    private static async Task<FsIndex> BaseIndexAsync(ArchiveImage baseImage, string? cacheDirectory, CancellationToken cancellationToken)
+    private static async Task<FsIndex> BaseIndexAsync(ArchiveImage baseImage, string? cacheDirectory, string? tempDirectory, CancellationToken cancellationToken)
     {
         var cache = cacheDirectory is null ? null : new BaseIndexCache(cacheDirectory);
         var id = baseImage.Config.Digest.ToString();
         if (cache?.TryGet(id) is { } hit) return hit.Index;
-        var index = await FsIndex.FromLayersAsync(baseImage.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
+        var index = await FsIndex.FromLayersOnDiskAsync([.. baseImage.Layers.Select(Opener)], tempDirectory, cancellationToken).ConfigureAwait(false);
         cache?.TryPut(id, index, baseImage.Config);
         return index;
     }

