@@ -33,6 +33,9 @@ public sealed class FsIndex
         _linkedInodes = [.. store.LinkedGroups.Select(g => g + 1)];
     }
 
+    /// <summary>The file behind an on-disk index; null for a tree.</summary>
+    internal FsIndexStore? Store => _store;
+
     /// <summary>True for an index read from disk as a stream (see the type's summary).</summary>
     public bool IsOnDisk => _store is not null;
 
@@ -53,7 +56,7 @@ public sealed class FsIndex
     /// <summary>Closes an on-disk index's file (an unlinked temp file is gone then); the index cannot be read afterwards.</summary>
     internal void Close() => _store?.Close();
 
-    private static FsNode Node(StoredRecord r) => new(r.Entry, r.Hash, r.Group + 1, 0);
+    private static FsNode Node(StoredRecord r) => new(r.Entry, r.Hash, r.Group + 1, 0) { Origin = r.Origin };
 
     /// <summary>An empty filesystem (<c>FROM scratch</c>).</summary>
     public static FsIndex Empty { get; } = new FsIndexBuilder().Build();
@@ -196,10 +199,21 @@ public sealed class FsIndex
     /// to <see cref="FromLayersAsync"/>, which applies every shape docker accepts, in memory.
     /// </summary>
     public static async Task<FsIndex> FromLayersOnDiskAsync(IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) =>
+        await MergeLayersOnDiskAsync(layers, tempDirectory, null, cancellationToken).ConfigureAwait(false)
+        ?? await FromLayersAsync(layers, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// The on-disk merge of <see cref="FromLayersOnDiskAsync"/> without its fallback: null when a layer has a
+    /// shape the streaming merge does not compute. With a <paramref name="spool"/>, every regular file's content
+    /// is copied into it as the layers are read, and the index records where each file's content is.
+    /// </summary>
+    internal static async Task<FsIndex?> MergeLayersOnDiskAsync(IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory,
+        ContentSpool? spool, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(layers);
         var current = Empty;
+        long stackOrdinal = 0;
         try
         {
             foreach (var open in layers)
@@ -210,14 +224,21 @@ public sealed class FsIndex
                 {
                     while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
                     {
-                        var hash = entry.Type == LayerEntryType.RegularFile ? await HashAsync(reader.Content, cancellationToken).ConfigureAwait(false) : null;
+                        byte[]? hash = null;
+                        if (entry.Type == LayerEntryType.RegularFile)
+                        {
+                            hash = spool is null
+                                ? await HashAsync(reader.Content, cancellationToken).ConfigureAwait(false)
+                                : await spool.AddAsync(stackOrdinal + log.Count, reader.Content, entry.Size, cancellationToken).ConfigureAwait(false);
+                        }
                         log.Append(new WrittenLayerEntry(entry, hash));
                     }
                 }
-                var next = Merge(current, log, tempDirectory, cancellationToken);
+                var next = Merge(current, log, spool is null ? -1 : stackOrdinal, tempDirectory, cancellationToken);
+                stackOrdinal += log.Count;
                 current.Close();
                 current = next ?? Empty;
-                if (next is null) return await FromLayersAsync(layers, cancellationToken).ConfigureAwait(false);
+                if (next is null) return null;
             }
             return current;
         }
@@ -229,7 +250,7 @@ public sealed class FsIndex
     }
 
     /// <summary>One layer onto an index, into a new on-disk index; null when the merge cannot compute this layer's shape.</summary>
-    private static FsIndex? Merge(FsIndex lower, WrittenEntryLog layer, string? tempDirectory, CancellationToken cancellationToken)
+    private static FsIndex? Merge(FsIndex lower, WrittenEntryLog layer, long originBase, string? tempDirectory, CancellationToken cancellationToken)
     {
         var writer = new FsIndexStoreWriter(null, tempDirectory);
         try
@@ -237,8 +258,9 @@ public sealed class FsIndex
             var unsupported = false;
             new LayerMerge(lower, layer.Read)
             {
+                OriginBase = originBase,
                 Emit = e => writer.Add(e.HardLinkOf is null ? e.Entry
-                    : e.Entry with { Type = LayerEntryType.HardLink, LinkTarget = e.HardLinkOf.Bytes.ToArray(), Size = 0 }, e.ContentHash),
+                    : e.Entry with { Type = LayerEntryType.HardLink, LinkTarget = e.HardLinkOf.Bytes.ToArray(), Size = 0 }, e.ContentHash, e.Origin),
                 Problem = (_, _) => unsupported = true,
                 Stop = () => unsupported,
             }.Run(cancellationToken);

@@ -12,6 +12,10 @@ public sealed record FsIndexEntry(LayerEntry Entry, byte[]? ContentHash, LayerPa
 {
     public LayerPath Path => Entry.Path;
 
+    /// <summary>Where a regular file's content is, for an index built with a content spool (an entry ordinal of
+    /// the layer stack); -1 when not recorded.</summary>
+    internal long Origin { get; init; } = -1;
+
     /// <summary>True when the path shares its inode with other paths (any member of a hard-link group, the first included).</summary>
     public bool InHardLinkGroup { get; init; }
 

@@ -10,7 +10,9 @@ namespace LayerTool.Image.Layers;
 /// <param name="Hash">SHA-256 of a regular file's content.</param>
 /// <param name="Group">The ordinal of the group's first path (the path's own ordinal when it is not a later member).</param>
 /// <param name="FirstLink">The group's first path when this path is a later member of a hard-link group.</param>
-internal sealed record StoredRecord(long Ordinal, LayerEntry Entry, byte[]? Hash, long Group, LayerPath? FirstLink);
+/// <param name="Origin">Where the content of a regular file is, when the writer was told (an entry ordinal of
+/// the layer stack the index was merged from, see <see cref="ContentSpool"/>); -1 otherwise.</param>
+internal sealed record StoredRecord(long Ordinal, LayerEntry Entry, byte[]? Hash, long Group, LayerPath? FirstLink, long Origin = -1);
 
 /// <summary>
 /// A filesystem index on disk, in walk order (format <c>LTFSIDX2</c>), read through one file handle with
@@ -22,7 +24,7 @@ internal sealed record StoredRecord(long Ordinal, LayerEntry Entry, byte[]? Hash
 /// <remarks>
 /// Layout: a magic line; one record per path (0x01, path, type, mode, uid, gid, owner names, size, time,
 /// link target, device numbers, xattrs, the content hash of a regular file, the group as ordinal + 1 or 0
-/// for its own, and for a later group member the first path); an end mark 0x00; a trailer (path count,
+/// for its own, for a later group member the first path, and the content's origin plus one or 0); an end mark 0x00; a trailer (path count,
 /// the linked groups, the sparse key index); the trailer's offset (8 bytes, little-endian); and the SHA-256
 /// of everything before it, so a damaged cache file is detected rather than trusted. Written by hand: a
 /// sorted, append-only record file with positional lookups is not something the BCL offers.
@@ -182,13 +184,14 @@ internal sealed class FsIndexStore
     }
 
     /// <summary>Writes one record (see the remarks for the layout).</summary>
-    internal static void WriteRecord(BinaryWriter w, LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? firstLink)
+    internal static void WriteRecord(BinaryWriter w, LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? firstLink, long origin)
     {
         w.Write((byte)1);
         WriteEntry(w, entry);
         if (entry.Type == LayerEntryType.RegularFile) w.Write(hash ?? throw new ArgumentException($"'{entry.Name}' has no content hash", nameof(hash)));
         w.Write7BitEncodedInt64(groupPlusOne);
         if (groupPlusOne != 0) WriteBytes(w, firstLink!.Bytes);
+        w.Write7BitEncodedInt64(origin + 1);
     }
 
     /// <summary>Writes an entry's metadata (shared with the written-entry log).</summary>
@@ -222,7 +225,8 @@ internal sealed class FsIndexStore
         var hash = entry.Type == LayerEntryType.RegularFile ? ReadFixed(r, 32) : null;
         var group = r.Read7BitEncodedInt64();
         var first = group == 0 ? null : LayerPath.FromBytes(ReadBytes(r));
-        return new StoredRecord(ordinal, entry, hash, group == 0 ? ordinal : group - 1, first);
+        var origin = r.Read7BitEncodedInt64() - 1;
+        return new StoredRecord(ordinal, entry, hash, group == 0 ? ordinal : group - 1, first, origin);
     }
 
     /// <summary>Reads what <see cref="WriteEntry"/> wrote.</summary>
@@ -343,7 +347,10 @@ internal sealed class FsIndexStoreWriter : IDisposable
     /// <summary>Adds the next path. A hard-link entry joins its target's group (the target must be written already).</summary>
     /// <returns>The path as stored: its group (its inode in <see cref="FsIndex"/> terms), metadata and content hash.</returns>
     /// <exception cref="ImageFormatException">Not in walk order, under a non-directory, or a link to a path that is not there.</exception>
-    public StoredRecord Add(LayerEntry entry, byte[]? hash)
+    public StoredRecord Add(LayerEntry entry, byte[]? hash) => Add(entry, hash, -1);
+
+    /// <summary>Adds the next path, with where its content is (see <see cref="StoredRecord.Origin"/>; a link takes its target's).</summary>
+    public StoredRecord Add(LayerEntry entry, byte[]? hash, long origin)
     {
         ArgumentNullException.ThrowIfNull(entry);
         if (_done) throw new InvalidOperationException("the index was already built");
@@ -360,7 +367,7 @@ internal sealed class FsIndexStoreWriter : IDisposable
             foreach (var dir in path.Ancestors())
             {
                 if (_dirs.Contains(dir)) continue;
-                Append(new LayerEntry { Path = dir, Type = LayerEntryType.Directory, Mode = 0x1ED }, null, 0, null);
+                Append(new LayerEntry { Path = dir, Type = LayerEntryType.Directory, Mode = 0x1ED }, null, 0, null, -1);
                 _dirs.Add(dir);
             }
         }
@@ -373,25 +380,25 @@ internal sealed class FsIndexStoreWriter : IDisposable
                 ?? throw new ImageFormatException($"hard link '{entry.Name}' points to '{targetPath}', which is not earlier in the filesystem");
             if (target.Entry.IsDirectory) throw new ImageFormatException($"hard link '{entry.Name}' points to directory '{targetPath}'");
             _linked.Add(target.Group);
-            record = Append(target.Entry with { Path = path }, target.Hash, target.Group + 1, target.FirstLink ?? target.Entry.Path);
+            record = Append(target.Entry with { Path = path }, target.Hash, target.Group + 1, target.FirstLink ?? target.Entry.Path, target.Origin);
         }
         else
         {
             if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
-            record = Append(entry, hash, 0, null);
+            record = Append(entry, hash, 0, null, entry.Type == LayerEntryType.RegularFile ? origin : -1);
             if (entry.IsDirectory) _dirs.Add(path);
         }
         return record;
     }
 
-    private StoredRecord Append(LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? first)
+    private StoredRecord Append(LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? first, long origin)
     {
         var ordinal = _count++;
         if (ordinal % FsIndexStore.SparseEvery == 0) _sparse.Add((entry.Path, _sink.Position, ordinal));
-        FsIndexStore.WriteRecord(_w, entry, hash, groupPlusOne, first);
+        FsIndexStore.WriteRecord(_w, entry, hash, groupPlusOne, first, origin);
         _last = entry.Path;
         _lastIsDirectory = entry.IsDirectory;
-        return new StoredRecord(ordinal, entry, hash, groupPlusOne == 0 ? ordinal : groupPlusOne - 1, first);
+        return new StoredRecord(ordinal, entry, hash, groupPlusOne == 0 ? ordinal : groupPlusOne - 1, first, origin);
     }
 
     /// <summary>A path written already, or null.</summary>

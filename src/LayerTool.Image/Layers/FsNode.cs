@@ -23,6 +23,9 @@ internal sealed class FsNode
     /// <summary>The layer (1-based) that created or last updated this node; 0 for a loaded index.</summary>
     public int Serial { get; set; }
 
+    /// <summary>Where the content comes from, for an index whose records carry it (see <see cref="StoredRecord.Origin"/>); -1 otherwise.</summary>
+    public long Origin { get; set; } = -1;
+
     /// <summary>Children (directories only), in byte order of their names.</summary>
     public ChildList? Children { get; }
 
@@ -32,7 +35,7 @@ internal sealed class FsNode
     /// </summary>
     public FsNode ShallowClone()
     {
-        var n = new FsNode(Entry, Hash, Inode, Serial);
+        var n = new FsNode(Entry, Hash, Inode, Serial) { Origin = Origin };
         if (Children is not null) n.Children!.CopyFrom(Children);
         return n;
     }

@@ -47,13 +47,34 @@ public static class LayerDiff
 
     /// <summary>
     /// Same as <see cref="WriteAsync"/>, with the final filesystem given as a stack of layer tars (bottom
-    /// first, e.g. from a docker-archive). The layers are merged into a temporary flattened tar first.
+    /// first, e.g. from a docker-archive). The stack is merged into an on-disk index with every file's content
+    /// spooled once (<see cref="ContentSpool"/>), and that index is the stream the diff reads: memory stays flat
+    /// whatever the number of paths. A stack the streaming merge does not compute (see
+    /// <see cref="FsIndex.FromLayersOnDiskAsync"/>) is flattened into a temporary tar in memory's way instead.
     /// </summary>
     public static async Task<LayerDiffResult> WriteFromLayersAsync(FsIndex baseIndex, IReadOnlyList<Func<CancellationToken, Task<Stream>>> finalLayers,
         Stream output, LayerDiffOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(finalLayers);
         options ??= new LayerDiffOptions();
+        using (var spool = new ContentSpool(options.TempDirectory))
+        {
+            var final = await FsIndex.MergeLayersOnDiskAsync(finalLayers, options.TempDirectory, spool, cancellationToken).ConfigureAwait(false);
+            if (final?.Store is { } store)
+            {
+                try
+                {
+                    using var source = new SpooledFilesystem(store, spool);
+                    var reopen = options.ReopenContent ?? source.ReopenAsync;
+                    return await WriteAsync(baseIndex, source, output, options with { ReopenContent = reopen }, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    final.Close();
+                }
+            }
+        }
+
         var temp = TempFile(options.TempDirectory);
         var flat = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 65536,
             FileOptions.DeleteOnClose | FileOptions.Asynchronous);

@@ -21,7 +21,7 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
     private readonly List<LayerPath> _chain = [];
     private readonly Dictionary<LayerPath, long> _opaque = [];
     private readonly HashSet<LayerPath> _linkTargets = [];
-    private readonly Dictionary<LayerPath, (LayerEntry Entry, byte[]? Hash, LayerPath First)> _layerGroups = [];
+    private readonly Dictionary<LayerPath, (LayerEntry Entry, byte[]? Hash, LayerPath First, long Origin)> _layerGroups = [];
     private readonly Dictionary<long, LayerPath> _baseFirst = [];
     private LayerPath? _lastPath;
     private bool _lastIsDirectory;
@@ -33,6 +33,10 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
 
     /// <summary>Receives a path the merge cannot compute, with why.</summary>
     public required Action<LayerPath, string> Problem { get; init; }
+
+    /// <summary>When 0 or more, the layer's entries are spooled (<see cref="ContentSpool"/>) from this stack ordinal
+    /// on: a regular file of the layer gets origin <c>OriginBase + its entry index</c>; a base path keeps its own.</summary>
+    public long OriginBase { get; init; } = -1;
 
     /// <summary>Checked between steps: true ends the merge early.</summary>
     public Func<bool> Stop { get; init; } = static () => false;
@@ -179,7 +183,7 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
             // The group's first surviving path in walk order carries it; the layer may have replaced earlier ones.
             if (!_baseFirst.TryAdd(node.Inode, entry.Path)) first = _baseFirst[node.Inode];
         }
-        Result(new FsIndexEntry(entry, node.Hash, first), fromLayer: false);
+        Result(new FsIndexEntry(entry, node.Hash, first) { Origin = node.Origin }, fromLayer: false);
     }
 
     private void Apply(Item item, LayerEntry? baseEntry)
@@ -207,7 +211,7 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
                 Problem(path, $"hard link to '{target}', which the layer does not write before it");
                 return;
             }
-            result = new FsIndexEntry(group.Entry with { Path = path }, group.Hash, group.First);
+            result = new FsIndexEntry(group.Entry with { Path = path }, group.Hash, group.First) { Origin = group.Origin };
             if (_linkTargets.Contains(path)) _layerGroups[path] = group;
         }
         else
@@ -215,11 +219,12 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
             if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
             if (entry.Type == LayerEntryType.RegularFile && item.Hash is null)
                 throw new ImageFormatException($"the recorded entry '{entry.Name}' has no content hash");
-            result = new FsIndexEntry(entry, item.Hash, null);
+            var origin = OriginBase >= 0 && entry.Type == LayerEntryType.RegularFile ? OriginBase + item.Index : -1;
+            result = new FsIndexEntry(entry, item.Hash, null) { Origin = origin };
             if (_linkTargets.Contains(path))
             {
                 if (entry.IsDirectory) Problem(path, "a hard link points to this directory");
-                else _layerGroups[path] = (entry, item.Hash, path);
+                else _layerGroups[path] = (entry, item.Hash, path, origin);
             }
         }
         Result(result, fromLayer: true);

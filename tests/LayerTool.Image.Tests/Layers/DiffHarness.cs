@@ -77,6 +77,13 @@ internal static class DiffHarness
             second.DiffId.ShouldBe(result.DiffId);
             (await LayerVerifier.VerifyAsync(onDisk, new MemoryStream(layer), second.FinalIndex, CancellationToken.None)).ShouldBeEmpty();
         }
+        // Straight from the final layers (an archive's squash: merged on disk with the contents spooled, or the
+        // flattened tar when the merge falls back): the same layer again.
+        using (var third = new MemoryStream())
+        {
+            var fromLayers = await LayerDiff.WriteFromLayersAsync(baseIndex, [.. finalList.Select(Opener)], third, options with { ReopenContent = null }, CancellationToken.None);
+            fromLayers.DiffId.ShouldBe(result.DiffId);
+        }
         return new Outcome(result, layer, entries, baseIndex, result.FinalIndex);
     }
 }

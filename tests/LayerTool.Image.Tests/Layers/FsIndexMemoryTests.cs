@@ -12,6 +12,7 @@ namespace LayerTool.Image.Tests.Layers;
 /// FsIndexStore): only one key in 64 stays in memory, about 2 B/path; a whole diff of a 200k-path base plus
 /// its streaming verification retains nothing that grows with the paths.
 /// </summary>
+[Collection(MemoryMeasurements.Name)]
 public class FsIndexMemoryTests(ITestOutputHelper output)
 {
     private const int Directories = 400;
@@ -146,4 +147,11 @@ public class FsIndexMemoryTests(ITestOutputHelper output)
             GroupName = "root",
         };
     }
+}
+
+/// <summary>Memory measurements read the whole heap: no other test may run beside them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MemoryMeasurements
+{
+    public const string Name = "memory measurements";
 }

@@ -97,12 +97,7 @@ public class FsIndexStoreTests
         Should.Throw<ImageFormatException>(() => FsIndexSerializer.Read(new MemoryStream(Encoding.ASCII.GetBytes(new string('x', 100)))));
     }
 
-    public static TheoryData<int> Seeds()
-    {
-        var data = new TheoryData<int>();
-        for (var i = 1; i <= 200; i++) data.Add(i);
-        return data;
-    }
+    public static TheoryData<int> Seeds() => RandomSquashTests.SeedRange(200);
 
     /// <summary>Random stacks (RandomSquashTests' generator): the streaming merge, or its fallback, equals the tree
     /// applier path for path. 4,000 seeds passed locally; 200 run here.</summary>

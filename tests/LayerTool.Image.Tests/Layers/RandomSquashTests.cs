@@ -11,10 +11,13 @@ public class RandomSquashTests
     private static readonly string[] Dirs = ["a", "a/x", "a/y", "b", "b/x", "c"];
     private static readonly string[] Names = ["f", "g", "h", ".hidden", "f.wh.x"];
 
-    public static TheoryData<int> Seeds()
+    public static TheoryData<int> Seeds() => SeedRange(200);
+
+    /// <summary>Seeds 1..<paramref name="count"/> for the random tests.</summary>
+    internal static TheoryData<int> SeedRange(int count)
     {
         var data = new TheoryData<int>();
-        for (var i = 1; i <= 200; i++) data.Add(i);
+        for (var i = 1; i <= count; i++) data.Add(i);
         return data;
     }
 

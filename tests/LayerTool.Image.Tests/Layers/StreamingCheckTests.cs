@@ -11,12 +11,7 @@ namespace LayerTool.Image.Tests.Layers;
 /// </summary>
 public class StreamingCheckTests
 {
-    public static TheoryData<int> Seeds()
-    {
-        var data = new TheoryData<int>();
-        for (var i = 1; i <= 150; i++) data.Add(i);
-        return data;
-    }
+    public static TheoryData<int> Seeds() => RandomSquashTests.SeedRange(150);
 
     [Theory]
     [MemberData(nameof(Seeds))]
