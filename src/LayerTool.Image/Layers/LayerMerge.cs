@@ -11,17 +11,21 @@ namespace LayerTool.Image.Layers;
 /// <remarks>
 /// The layer is read twice: first for its shape (entries out of walk order, opaque directories, hard-link
 /// targets), then in order. Shapes an applier accepts but this merge does not compute are reported to
-/// <see cref="Problem"/> instead of guessed at: a hard link to a path the layer does not write earlier in
-/// walk order (a squash layer never has one; docker's layers carry the whole group), one path acted on twice,
-/// an entry under a non-directory.
+/// <see cref="Problem"/> instead of guessed at: a hard link to a path the layer does not carry (docker's layers
+/// carry the whole group: linking a lower file copies it up), one path acted on twice, an entry under a
+/// non-directory, a whiteout after entries it removes. A link may come before its target in walk order (a
+/// tar in readdir order): the groups are found in a first pass over the layer.
 /// </remarks>
 internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLayerEntry>> written)
 {
     private readonly List<(LayerPath Path, bool IncludeSelf, long WhiteoutIndex)> _hidden = [];
     private readonly List<LayerPath> _chain = [];
     private readonly Dictionary<LayerPath, long> _opaque = [];
-    private readonly HashSet<LayerPath> _linkTargets = [];
-    private readonly Dictionary<LayerPath, (LayerEntry Entry, byte[]? Hash, LayerPath First, long Origin)> _layerGroups = [];
+    // The layer's hard links (a few): link → target as written, with the link's tar index; each group's root
+    // file and its first path in walk order, found before the merge so a link may come before its target.
+    private readonly Dictionary<LayerPath, (LayerPath Target, long Index)> _links = [];
+    private readonly Dictionary<LayerPath, LayerPath> _rootOf = [];
+    private readonly Dictionary<LayerPath, (Item File, LayerPath First)> _groups = [];
     private readonly Dictionary<long, LayerPath> _baseFirst = [];
     private LayerPath? _lastPath;
     private bool _lastIsDirectory;
@@ -52,7 +56,7 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
         {
             index++;
             if (ToItem(w, index) is not { } item) continue;
-            if (item.Entry.Type == LayerEntryType.HardLink && !item.Whiteout) _linkTargets.Add(item.Entry.HardLinkTarget);
+            if (item.Entry.Type == LayerEntryType.HardLink && !item.Whiteout) _links[item.Key] = (item.Entry.HardLinkTarget, item.Index);
             if (max is null || item.Key.CompareTo(max) > 0)
             {
                 max = item.Key;
@@ -64,6 +68,7 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
             }
         }
         late.Sort((a, b) => a.Item.Key.CompareTo(b.Item.Key) is var c && c != 0 ? c : a.Index.CompareTo(b.Index));
+        if (_links.Count > 0) FindGroups();
 
         using var baseWalk = baseIndex.Nodes().GetEnumerator();
         using var layer = InOrder(late, lateIndexes).GetEnumerator();
@@ -98,6 +103,29 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
             Apply(layer.Current, c == 0 ? baseWalk.Current.Node.Entry : null);
             if (c == 0) hasBase = baseWalk.MoveNext();
             hasLayer = layer.MoveNext();
+        }
+    }
+
+    /// <summary>Each link's root file (following links to links) and each group's first path in walk order.</summary>
+    private void FindGroups()
+    {
+        foreach (var link in _links.Keys)
+        {
+            var root = _links[link].Target;
+            for (var hops = 0; _links.TryGetValue(root, out var next) && hops <= _links.Count; hops++) root = next.Target;
+            _rootOf[link] = root;
+        }
+        var roots = _rootOf.Values.ToHashSet();
+        long index = -1;
+        foreach (var w in written())
+        {
+            index++;
+            if (ToItem(w, index) is { Whiteout: false } item && item.Entry.Type != LayerEntryType.HardLink && roots.Contains(item.Key))
+                _groups[item.Key] = (item, item.Key);
+        }
+        foreach (var (link, root) in _rootOf)
+        {
+            if (_groups.TryGetValue(root, out var g) && link.CompareTo(g.First) < 0) _groups[root] = (g.File, link);
         }
     }
 
@@ -205,30 +233,52 @@ internal sealed class LayerMerge(FsIndex baseIndex, Func<IEnumerable<WrittenLaye
         FsIndexEntry result;
         if (entry.Type == LayerEntryType.HardLink)
         {
-            var target = entry.HardLinkTarget;
-            if (!_layerGroups.TryGetValue(target, out var group))
+            var (target, _) = _links[path];
+            var targetIndex = _links.TryGetValue(target, out var viaLink) ? viaLink.Index
+                : _groups.TryGetValue(target, out var direct) ? direct.File.Index : -1;
+            if (!_groups.TryGetValue(_rootOf[path], out var group) || targetIndex < 0)
             {
-                Problem(path, $"hard link to '{target}', which the layer does not write before it");
+                Problem(path, $"hard link to '{target}', which the layer does not carry");
                 return;
             }
-            result = new FsIndexEntry(group.Entry with { Path = path }, group.Hash, group.First) { Origin = group.Origin };
-            if (_linkTargets.Contains(path)) _layerGroups[path] = group;
+            if (targetIndex > item.Index)
+            {
+                Problem(path, $"hard link to '{target}', which comes after it in the layer");
+                return;
+            }
+            if (group.File.Entry.IsDirectory)
+            {
+                Problem(path, $"hard link to directory '{target}'");
+                return;
+            }
+            var file = Normalized(group.File);
+            result = new FsIndexEntry(file.Entry with { Path = path }, file.ContentHash, group.First == path ? null : group.First) { Origin = Origin(group.File) };
         }
         else
         {
-            if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
-            if (entry.Type == LayerEntryType.RegularFile && item.Hash is null)
-                throw new ImageFormatException($"the recorded entry '{entry.Name}' has no content hash");
-            var origin = OriginBase >= 0 && entry.Type == LayerEntryType.RegularFile ? OriginBase + item.Index : -1;
-            result = new FsIndexEntry(entry, item.Hash, null) { Origin = origin };
-            if (_linkTargets.Contains(path))
+            var file = Normalized(item);
+            LayerPath? first = null;
+            if (_groups.TryGetValue(path, out var group))
             {
                 if (entry.IsDirectory) Problem(path, "a hard link points to this directory");
-                else _layerGroups[path] = (entry, item.Hash, path, origin);
+                else if (group.First != path) first = group.First;
             }
+            result = new FsIndexEntry(file.Entry, file.ContentHash, first) { Origin = Origin(item) };
         }
         Result(result, fromLayer: true);
     }
+
+    /// <summary>A layer entry as an index holds it: no size but a regular file's, which must have its hash.</summary>
+    private static WrittenLayerEntry Normalized(Item item)
+    {
+        var entry = item.Entry;
+        if (entry.Type != LayerEntryType.RegularFile && entry.Size != 0) entry = entry with { Size = 0 };
+        if (entry.Type == LayerEntryType.RegularFile && item.Hash is null)
+            throw new ImageFormatException($"the recorded entry '{entry.Name}' has no content hash");
+        return new WrittenLayerEntry(entry, item.Hash);
+    }
+
+    private long Origin(Item item) => OriginBase >= 0 && item.Entry.Type == LayerEntryType.RegularFile ? OriginBase + item.Index : -1;
 
     /// <summary>One path of the base with the layer applied, after the parents it lacks.</summary>
     private void Result(FsIndexEntry actual, bool fromLayer)

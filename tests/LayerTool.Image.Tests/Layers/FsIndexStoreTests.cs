@@ -150,6 +150,21 @@ public class FsIndexStoreTests
     }
 
     [Fact]
+    public async Task A_link_before_its_target_in_walk_order_stays_on_disk()
+    {
+        // A tar in readdir order: the file comes first in the tar, its links sort before it.
+        var layer = new TarBuilder().Dir("d").File("d/z", "x").HardLink("d/a", "d/z").HardLink("b", "d/a").File("c", "y").Build();
+        var tree = await FsIndex.FromLayersAsync([DiffHarness.Opener(layer)], default);
+        var disk = await FsIndex.FromLayersOnDiskAsync([DiffHarness.Opener(layer)], null, default);
+        disk.IsOnDisk.ShouldBeTrue();
+        LayerVerifier.Compare(tree, disk).ShouldBeEmpty();
+        disk.Find(LayerPath.Parse("b"))!.HardLinkOf.ShouldBeNull();
+        disk.Find(LayerPath.Parse("d/a"))!.HardLinkOf.ShouldBe(LayerPath.Parse("b"));
+        disk.Find(LayerPath.Parse("d/z"))!.HardLinkOf.ShouldBe(LayerPath.Parse("b"));
+        disk.Find(LayerPath.Parse("d/z"))!.InHardLinkGroup.ShouldBeTrue();
+    }
+
+    [Fact]
     public async Task A_broken_layer_is_refused_as_the_tree_applier_refuses_it()
     {
         var l1 = new TarBuilder().Dir("d").Build();
