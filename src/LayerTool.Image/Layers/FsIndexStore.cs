@@ -106,7 +106,7 @@ internal sealed class FsIndexStore
             }
             if (!sha.GetHashAndReset().AsSpan().SequenceEqual(tail[8..])) throw new ImageFormatException("the filesystem index is damaged (checksum mismatch)");
         }
-        var recordsEnd = BitConverter.ToInt64(tail[..8]);
+        var recordsEnd = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(tail[..8]);
         if (recordsEnd < Magic.Length || recordsEnd >= length - 40) throw new ImageFormatException("the filesystem index is damaged (bad trailer offset)");
         using var r = new BinaryReader(new BufferedStream(new HandleStream(handle, recordsEnd, length - 40), 1 << 16), Encoding.UTF8);
         try
@@ -120,7 +120,7 @@ internal sealed class FsIndexStore
                 sparse.Add((LayerPath.FromBytes(ReadBytes(r)), r.Read7BitEncodedInt64(), r.Read7BitEncodedInt64()));
             return new FsIndexStore(handle, count, recordsEnd, linked, sparse);
         }
-        catch (Exception e) when (e is EndOfStreamException or FormatException)
+        catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentException)
         {
             throw new ImageFormatException("the filesystem index is damaged (bad trailer)", e);
         }
@@ -173,7 +173,7 @@ internal sealed class FsIndexStore
             {
                 record = ReadRecord(r, ordinal, names);
             }
-            catch (Exception e) when (e is EndOfStreamException or FormatException)
+            catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentException)
             {
                 throw new ImageFormatException("the filesystem index is damaged (bad record)", e);
             }
