@@ -113,7 +113,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
             // The group's first surviving path carries the file (upper layers may have replaced earlier ones).
             var group = b.HardLinkOf ?? b.Path;
             if (b.HardLinkOf is not null && _baseGroups.TryGetValue(group, out var first))
-                return entry with { Type = LayerEntryType.HardLink, LinkTarget = first.Bytes.ToArray(), Size = 0 };
+                return entry.AsHardLinkTo(first);
             _baseGroups.TryAdd(group, b.Path);
         }
         if (entry.Type == LayerEntryType.RegularFile)
@@ -142,7 +142,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
         if (!s.IsDirectory && s.Nlink > 1)
         {
             if (_upperGroups.TryGetValue((u.Layer, s.Inode), out var first))
-                return entry with { Type = LayerEntryType.HardLink, LinkTarget = first.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 };
+                return entry.AsHardLinkTo(first);
             _upperGroups[(u.Layer, s.Inode)] = u.Path;
         }
         if (entry.Type == LayerEntryType.RegularFile)

@@ -123,6 +123,8 @@ public sealed class EngineSquashService : ISquashService
         IImage finalImage, SquashLayerWriter writeLayer, FsIndex baseIndex, IImage? baseForSquash, ImageStoreKind store,
         IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
     {
+        // The base index is this method's from here (an on-disk index holds a file open until disposed).
+        using var ownedBaseIndex = baseIndex;
         var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, totalBytes)));
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {

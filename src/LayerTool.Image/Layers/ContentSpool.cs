@@ -104,7 +104,7 @@ internal sealed class SpooledFilesystem(FsIndexStore index, ContentSpool spool) 
         if (!_records.MoveNext()) return ValueTask.FromResult<LayerEntry?>(null);
         var r = _records.Current;
         if (r.FirstLink is not null)
-            return ValueTask.FromResult<LayerEntry?>(r.Entry with { Type = LayerEntryType.HardLink, LinkTarget = r.FirstLink.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 });
+            return ValueTask.FromResult<LayerEntry?>(r.Entry.AsHardLinkTo(r.FirstLink));
         if (r.Entry.Type == LayerEntryType.RegularFile)
         {
             CurrentContentHash = r.Hash;

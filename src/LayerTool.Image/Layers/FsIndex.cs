@@ -11,7 +11,7 @@ namespace LayerTool.Image.Layers;
 /// squash uses, so its memory does not grow with the number of paths). <see cref="FsIndexSerializer"/>
 /// and the base-index cache keep the on-disk kind.
 /// </summary>
-public sealed class FsIndex
+public sealed class FsIndex : IDisposable
 {
     private readonly FsNode? _root;
     private readonly FsIndexStore? _store;
@@ -47,7 +47,7 @@ public sealed class FsIndex
         builder.BeginLayer();
         foreach (var r in _store.Records())
         {
-            var entry = r.FirstLink is null ? r.Entry : r.Entry with { Type = LayerEntryType.HardLink, LinkTarget = r.FirstLink.Bytes.ToArray(), Size = 0 };
+            var entry = r.FirstLink is null ? r.Entry : r.Entry.AsHardLinkTo(r.FirstLink);
             builder.Put(entry, r.Hash);
         }
         return builder.Build();
@@ -55,6 +55,9 @@ public sealed class FsIndex
 
     /// <summary>Closes an on-disk index's file (an unlinked temp file is gone then); the index cannot be read afterwards.</summary>
     internal void Close() => _store?.Close();
+
+    /// <summary>Releases an on-disk index's file (see <see cref="Close"/>); nothing for a tree.</summary>
+    public void Dispose() => Close();
 
     private static FsNode Node(StoredRecord r) => new(r.Entry, r.Hash, r.Group + 1, 0) { Origin = r.Origin };
 
@@ -260,7 +263,7 @@ public sealed class FsIndex
             {
                 OriginBase = originBase,
                 Emit = e => writer.Add(e.HardLinkOf is null ? e.Entry
-                    : e.Entry with { Type = LayerEntryType.HardLink, LinkTarget = e.HardLinkOf.Bytes.ToArray(), Size = 0 }, e.ContentHash, e.Origin),
+                    : e.Entry.AsHardLinkTo(e.HardLinkOf), e.ContentHash, e.Origin),
                 Problem = (_, _) => unsupported = true,
                 Stop = () => unsupported,
             }.Run(cancellationToken);

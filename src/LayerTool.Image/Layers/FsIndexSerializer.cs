@@ -14,7 +14,7 @@ public static class FsIndexSerializer
         using var writer = new FsIndexStoreWriter(path, null);
         foreach (var (node, first) in index.Nodes())
         {
-            var entry = first is null ? node.Entry : node.Entry with { Type = LayerEntryType.HardLink, LinkTarget = first.Bytes.ToArray(), Size = 0 };
+            var entry = first is null ? node.Entry : node.Entry.AsHardLinkTo(first);
             writer.Add(entry, node.Hash);
         }
         writer.Build();

@@ -265,14 +265,11 @@ public static class LayerDiff
             {
                 if (member == targetPath || member == entry.Path || _writtenLate.Contains(member)) continue;
                 await EnsureAncestorsAsync(member, ct).ConfigureAwait(false);
-                await EmitRawAsync(LinkEntry(_final.Find(member)!.Entry, targetPath), null, ct).ConfigureAwait(false);
+                await EmitRawAsync(_final.Find(member)!.Entry.AsHardLinkTo(targetPath), null, ct).ConfigureAwait(false);
             }
             _emittedGroups.Add(node.Group);
             await EmitAsync(entry, null, ct).ConfigureAwait(false);
         }
-
-        private static LayerEntry LinkEntry(LayerEntry like, LayerPath target) =>
-            like with { Type = LayerEntryType.HardLink, LinkTarget = target.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 };
 
         /// <summary>Writes a file the stream has already passed, taking its content from the reopener.</summary>
         private async Task EmitFromIndexAsync(StoredRecord target, CancellationToken ct)

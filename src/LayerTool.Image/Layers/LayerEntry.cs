@@ -59,6 +59,13 @@ public sealed record LayerEntry
 
     public bool IsDirectory => Type == LayerEntryType.Directory;
 
+    /// <summary>This entry as a hard link to <paramref name="target"/> (the same file under another path: no size, no device numbers).</summary>
+    public LayerEntry AsHardLinkTo(LayerPath target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        return this with { Type = LayerEntryType.HardLink, LinkTarget = target.Bytes.ToArray(), Size = 0, DevMajor = 0, DevMinor = 0 };
+    }
+
     /// <summary>
     /// True when both entries describe the same file for a filesystem comparison: type, mode, uid, gid,
     /// size, link target, device numbers and xattrs. Modification times and owner names are not compared.

@@ -66,7 +66,7 @@ public static class LayerFlattener
                     var entry = node.Entry;
                     if (first is not null)
                     {
-                        await writer.WriteEntryAsync(entry with { Type = LayerEntryType.HardLink, LinkTarget = first.Bytes.ToArray(), Size = 0 }, null, cancellationToken).ConfigureAwait(false);
+                        await writer.WriteEntryAsync(entry.AsHardLinkTo(first), null, cancellationToken).ConfigureAwait(false);
                     }
                     else if (entry.Type == LayerEntryType.RegularFile && entry.Size > 0)
                     {

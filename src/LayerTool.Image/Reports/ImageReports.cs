@@ -26,23 +26,9 @@ public static class ImageReports
     /// <summary>Added, changed and deleted paths from <paramref name="from"/>'s filesystem to <paramref name="to"/>'s.</summary>
     public static async Task<IReadOnlyList<FsChange>> DiffAsync(IImage from, IImage to, CancellationToken cancellationToken)
     {
-        var a = await IndexAsync(from, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var b = await IndexAsync(to, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return FsComparison.Compare(a, b);
-            }
-            finally
-            {
-                b.Close();
-            }
-        }
-        finally
-        {
-            a.Close();
-        }
+        using var a = await IndexAsync(from, cancellationToken).ConfigureAwait(false);
+        using var b = await IndexAsync(to, cancellationToken).ConfigureAwait(false);
+        return FsComparison.Compare(a, b);
     }
 
     /// <summary>Per layer: size, the instruction that made it and the bytes later layers hide.</summary>

@@ -56,7 +56,7 @@ public static class ArchiveSquasher
         ArchiveImage? baseImage = baseInput is not null ? baseInput.GetImage(request.Base)
             : request.Base is null ? null : input.GetImage(request.Base);
 
-        var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
+        using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
         var finalLayers = final.Layers.Select(Opener).ToList();
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
