@@ -190,8 +190,11 @@ public sealed class EngineSquashService : ISquashService
     /// <summary>The base's index and config: from the cache, else from a save of the base (its layers merged).</summary>
     private async Task<(FsIndex Index, ImageConfig Config)> BaseAsync(EngineImage baseImage, Overlay2Squash? fast, CancellationToken cancellationToken)
     {
-        if (_cache.TryGet(baseImage.Id) is { } cached && cached.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(baseImage.DiffIds))
-            return cached;
+        if (_cache.TryGet(baseImage.Id) is { } cached)
+        {
+            if (cached.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(baseImage.DiffIds)) return cached;
+            cached.Index.Dispose();
+        }
         // Fast path, cold cache: index the base from its own layer directories instead of a save.
         if (fast is not null && Overlay2Layout.TryResolve(baseImage, out _) is { } baseLayout
             && Overlay2Squash.TryReadConfig(baseLayout, baseImage.Id, out _) is { } baseConfig)
