@@ -53,11 +53,9 @@ public sealed class FsIndex : IDisposable
         return builder.Build();
     }
 
-    /// <summary>Closes an on-disk index's file (an unlinked temp file is gone then); the index cannot be read afterwards.</summary>
-    internal void Close() => _store?.Close();
-
-    /// <summary>Releases an on-disk index's file (see <see cref="Close"/>); nothing for a tree.</summary>
-    public void Dispose() => Close();
+    /// <summary>Closes an on-disk index's file (an unlinked temp file is gone then; the index cannot be read
+    /// afterwards); nothing for a tree.</summary>
+    public void Dispose() => _store?.Close();
 
     private static FsNode Node(StoredRecord r) => new(r.Entry, r.Hash, r.Group + 1, 0) { Origin = r.Origin };
 
@@ -222,24 +220,12 @@ public sealed class FsIndex : IDisposable
             foreach (var open in layers)
             {
                 using var log = new WrittenEntryLog(tempDirectory);
-                var reader = new LayerTarReader(await open(cancellationToken).ConfigureAwait(false));
-                await using (reader.ConfigureAwait(false))
-                {
-                    while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
-                    {
-                        byte[]? hash = null;
-                        if (entry.Type == LayerEntryType.RegularFile)
-                        {
-                            hash = spool is null
-                                ? await HashAsync(reader.Content, cancellationToken).ConfigureAwait(false)
-                                : await spool.AddAsync(stackOrdinal + log.Count, reader.Content, entry.Size, cancellationToken).ConfigureAwait(false);
-                        }
-                        log.Append(new WrittenLayerEntry(entry, hash));
-                    }
-                }
+                var first = stackOrdinal;
+                await log.AppendTarAsync(await open(cancellationToken).ConfigureAwait(false), spool is null ? null
+                    : (index, entry, content, ct) => spool.AddAsync(first + index, content, entry.Size, ct), cancellationToken).ConfigureAwait(false);
                 var next = Merge(current, log, spool is null ? -1 : stackOrdinal, tempDirectory, cancellationToken);
                 stackOrdinal += log.Count;
-                current.Close();
+                current.Dispose();
                 current = next ?? Empty;
                 if (next is null) return null;
             }
@@ -247,7 +233,7 @@ public sealed class FsIndex : IDisposable
         }
         catch
         {
-            current.Close();
+            current.Dispose();
             throw;
         }
     }

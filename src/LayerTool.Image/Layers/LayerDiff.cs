@@ -70,7 +70,7 @@ public static class LayerDiff
                 }
                 finally
                 {
-                    final.Close();
+                    final.Dispose();
                 }
             }
         }

@@ -24,15 +24,7 @@ public static class LayerVerifier
         ArgumentNullException.ThrowIfNull(baseIndex);
         ArgumentNullException.ThrowIfNull(expected);
         using var log = new WrittenEntryLog(tempDirectory);
-        var reader = new LayerTarReader(layer, leaveOpen: true);
-        await using (reader.ConfigureAwait(false))
-        {
-            while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
-            {
-                var hash = entry.Type == LayerEntryType.RegularFile ? await FsIndex.HashAsync(reader.Content, cancellationToken).ConfigureAwait(false) : null;
-                log.Append(new WrittenLayerEntry(entry, hash));
-            }
-        }
+        await log.AppendTarAsync(layer, null, cancellationToken, leaveOpen: true).ConfigureAwait(false);
         return new StreamingCheck(baseIndex, log.Read, expected, limit).Run(cancellationToken);
     }
 

@@ -60,6 +60,33 @@ internal sealed class WrittenEntryLog : IDisposable
         Count++;
     }
 
+    /// <summary>
+    /// Logs every entry of a layer tar with its content hash. <paramref name="readContent"/> (given the entry's
+    /// index in the tar) reads a regular file's content and returns its SHA-256, e.g. while spooling it;
+    /// by default the content is only hashed.
+    /// </summary>
+    public async Task AppendTarAsync(Stream tar, Func<long, LayerEntry, Stream, CancellationToken, Task<byte[]>>? readContent,
+        CancellationToken cancellationToken, bool leaveOpen = false)
+    {
+        var reader = new LayerTarReader(tar, leaveOpen);
+        await using (reader.ConfigureAwait(false))
+        {
+            long index = 0;
+            while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                byte[]? hash = null;
+                if (entry.Type == LayerEntryType.RegularFile)
+                {
+                    hash = readContent is null
+                        ? await FsIndex.HashAsync(reader.Content, cancellationToken).ConfigureAwait(false)
+                        : await readContent(index, entry, reader.Content, cancellationToken).ConfigureAwait(false);
+                }
+                Append(new WrittenLayerEntry(entry, hash));
+                index++;
+            }
+        }
+    }
+
     /// <summary>The entries logged so far, in the order they were written.</summary>
     public IEnumerable<WrittenLayerEntry> Read()
     {

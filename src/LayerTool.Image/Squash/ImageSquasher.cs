@@ -193,7 +193,7 @@ public static class ImageSquasher
             if (!keep) File.Delete(layerFile);
             // The final index and the written-entry log are unlinked temp files: close them now rather than at collection.
             diff?.WrittenLog?.Dispose();
-            diff?.FinalIndex.Close();
+            diff?.FinalIndex.Dispose();
         }
     }
 
