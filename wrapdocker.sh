@@ -223,7 +223,9 @@ start_dockerd() { # "$@" = extra dockerd flags
 	dockerd $dockerd_args "$@" >>"$log" 2>&1 </dev/null &
 	dockerd_pid=$!
 	waited=0
-	while ! daemon_answers; do
+	# The budget is checked before each probe: a probe itself may take up to 5 s, and a daemon that answers
+	# during it must not count as answering within a budget already spent (DIND_WAIT=0 always gives up).
+	while :; do
 		if ! kill -0 "$dockerd_pid" 2>/dev/null; then
 			status=0
 			wait "$dockerd_pid" || status=$?
@@ -235,6 +237,7 @@ start_dockerd() { # "$@" = extra dockerd flags
 			kill -TERM "$dockerd_pid" 2>/dev/null || :
 			die "dockerd did not answer within ${wait_seconds}s (log above)"
 		fi
+		daemon_answers && break
 		sleep 1
 		waited=$((waited + 1))
 	done
