@@ -127,7 +127,7 @@ public static class LayerDiff
             _options = options;
             _final = new FsIndexStoreWriter(null, options.TempDirectory);
             _log = new WrittenEntryLog(options.TempDirectory);
-            _writer = new LayerTarWriter(output, leaveOpen: true, _log.Append);
+            _writer = options.MeasureOnly ? LayerTarWriter.ForMeasuring() : new LayerTarWriter(output, leaveOpen: true, _log.Append, options.HashWrittenContent);
             _baseWalk = baseIndex.Nodes().GetEnumerator();
             _spill = new Spill(options.SpillThreshold, options.TempDirectory);
             AdvanceBase();
@@ -204,8 +204,9 @@ public static class LayerDiff
                 && !(_base.LinkedInodes.Contains(match.Inode) && _keptBaseInodes.Contains(match.Inode));
             if (!comparable)
             {
-                // Changed or new: stream it straight into the layer. The writer hashes the content it writes
-                // (it records entries), so that hash is the final index's: no second SHA-256 pass over it.
+                // Changed or new: stream it straight into the layer. The writer records what it wrote (the
+                // content's hash, or the entry's identity when content is not hashed), and that is the final
+                // index's too: no second pass over the bytes.
                 await EmitAsync(entry, content, ct).ConfigureAwait(false);
                 var node = _final.Add(entry, _writer.LastContentHash ?? throw new InvalidOperationException("the tar writer recorded no content hash"));
                 _emittedGroups.Add(node.Group);
@@ -230,7 +231,7 @@ public static class LayerDiff
             }
             var spilled = _spill.OpenRead();
             await using (spilled.ConfigureAwait(false))
-                await EmitAsync(entry, spilled, ct).ConfigureAwait(false);
+                await EmitAsync(entry, spilled, ct, hash).ConfigureAwait(false);
             _emittedGroups.Add(finalNode.Group);
         }
 
@@ -282,6 +283,11 @@ public static class LayerDiff
                 await EmitRawAsync(entry, null, ct).ConfigureAwait(false);
                 return;
             }
+            if (_options.MeasureOnly)
+            {
+                await EmitRawAsync(entry, Stream.Null, ct, target.Hash).ConfigureAwait(false);
+                return;
+            }
             var reopen = _options.ReopenContent
                 ?? throw new ImageFormatException($"'{entry.Name}' gained a hard link but was unchanged, so the layer needs its content again; " +
                                                   "this source cannot re-read it (no content reopener)");
@@ -289,7 +295,7 @@ public static class LayerDiff
             var hashing = new HashingStream(stream, leaveOpen: false);
             await using (hashing.ConfigureAwait(false))
             {
-                await EmitRawAsync(entry, hashing, ct).ConfigureAwait(false);
+                await EmitRawAsync(entry, hashing, ct, target.Hash).ConfigureAwait(false);
                 if (!hashing.GetHash().AsSpan().SequenceEqual(target.Hash))
                     throw new ImageFormatException($"the content of '{entry.Name}' changed while the layer was being written");
             }
@@ -305,17 +311,19 @@ public static class LayerDiff
             }
         }
 
+        // knownHash: the content's hash when the final index already has it (a file compared with the base, or
+        // written again from its reopened bytes); the log must then record that hash too.
         /// <summary>Writes an entry of the current position after its not-yet-written parents.</summary>
-        private async Task EmitAsync(LayerEntry entry, Stream? content, CancellationToken ct)
+        private async Task EmitAsync(LayerEntry entry, Stream? content, CancellationToken ct, byte[]? knownHash = null)
         {
             foreach (var dir in _dirs)
             {
                 if (!_writtenDirs.Contains(dir.Path)) await EmitRawAsync(dir, null, ct).ConfigureAwait(false);
             }
-            await EmitRawAsync(entry, content, ct).ConfigureAwait(false);
+            await EmitRawAsync(entry, content, ct, knownHash).ConfigureAwait(false);
         }
 
-        private async Task EmitRawAsync(LayerEntry entry, Stream? content, CancellationToken ct)
+        private async Task EmitRawAsync(LayerEntry entry, Stream? content, CancellationToken ct, byte[]? knownHash = null)
         {
             if (Whiteouts.Classify(entry.Path) != WhiteoutKind.None)
                 throw new ImageFormatException($"'{entry.Name}' cannot be carried in a layer: its name would read as a whiteout");
@@ -325,7 +333,7 @@ public static class LayerDiff
             if (!first) throw new InvalidOperationException($"'{entry.Name}' would be written twice");
             var clamp = _options.ClampTime;
             if (clamp is { } c && entry.ModificationTime > c) entry = entry with { ModificationTime = c };
-            await _writer.WriteEntryAsync(entry, content, ct).ConfigureAwait(false);
+            await _writer.WriteEntryAsync(entry, content, ct, knownHash).ConfigureAwait(false);
         }
 
         private async Task WhiteoutAsync(LayerPath gone, CancellationToken ct)

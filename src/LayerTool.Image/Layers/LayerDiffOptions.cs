@@ -32,6 +32,23 @@ public sealed record LayerDiffOptions
 
     /// <summary>Reports progress: bytes of final-filesystem content read so far.</summary>
     public IProgress<long>? Progress { get; init; }
+
+    /// <summary>
+    /// Only measure: the same walk and decisions, but the layer is not written and files are read only where
+    /// a comparison needs their bytes; the result's <see cref="LayerDiffResult.Size"/> is the exact size the
+    /// layer will have (its diffID is zeros). For sending a layer whose size must be known before its first byte.
+    /// </summary>
+    public bool MeasureOnly { get; init; }
+
+    /// <summary>
+    /// Hash every file's content as it goes into the layer (the default), for the final index and the
+    /// written-entry log. That hash is taken from the very buffer that is written, so comparing the two proves
+    /// nothing about the diff: a caller that verifies from the written-entry log (not by reading the layer
+    /// back) can turn it off, and the log and the final index then share a per-entry identity for the file
+    /// (<see cref="WrittenLayerEntry.Identity"/>) instead, which saves a SHA-256 pass over every byte written.
+    /// Files compared with the base are hashed either way.
+    /// </summary>
+    public bool HashWrittenContent { get; init; } = true;
 }
 
 /// <summary>What <see cref="LayerDiff"/> produced.</summary>
@@ -40,8 +57,15 @@ public sealed record LayerDiffOptions
 /// <param name="Entries">Tar entries written (whiteouts included).</param>
 /// <param name="Whiteouts">Whiteouts written.</param>
 /// <param name="FinalIndex">The final filesystem's index (on disk), for <see cref="LayerVerifier"/>.</param>
-public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex)
+public sealed record LayerDiffResult(string DiffId, long Size, long Entries, long Whiteouts, FsIndex FinalIndex) : IDisposable
 {
+    /// <summary>Releases the final index's file and the written-entry log.</summary>
+    public void Dispose()
+    {
+        WrittenLog?.Dispose();
+        FinalIndex.Dispose();
+    }
+
     private IReadOnlyList<WrittenLayerEntry>? _entries;
 
     /// <summary>Every entry written into the layer, with the hash of the content bytes written (recorded by

@@ -22,6 +22,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly List<WrittenLayerEntry>? _written;
     private readonly Action<WrittenLayerEntry>? _onWritten;
+    private readonly bool _hashContent = true;
     private byte[]? _digest;
 
     /// <param name="output">Where the tar goes.</param>
@@ -38,14 +39,30 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
 
     /// <summary>A writer that hands every entry it writes, as encoded and with its content hash, to
     /// <paramref name="onWritten"/> (e.g. a log on disk) instead of keeping a list.</summary>
-    public LayerTarWriter(Stream output, bool leaveOpen, Action<WrittenLayerEntry> onWritten)
+    /// <param name="output">Where the tar goes.</param>
+    /// <param name="leaveOpen">Leave <paramref name="output"/> open when disposed.</param>
+    /// <param name="onWritten">Receives every entry written.</param>
+    /// <param name="hashContent">False: record <see cref="WrittenLayerEntry.Identity"/> for a file instead of
+    /// the SHA-256 of its content (see <see cref="LayerDiffOptions.HashWrittenContent"/>).</param>
+    public LayerTarWriter(Stream output, bool leaveOpen, Action<WrittenLayerEntry> onWritten, bool hashContent = true)
         : this(output, leaveOpen)
     {
         ArgumentNullException.ThrowIfNull(onWritten);
         _onWritten = onWritten;
+        _hashContent = hashContent;
     }
 
     private bool Recording => _written is not null || _onWritten is not null;
+
+    /// <summary>Counts what a tar would take without writing it or reading any content (see <see cref="ForMeasuring"/>).</summary>
+    private bool _measuring;
+
+    /// <summary>
+    /// A writer that writes nothing and reads no content, only adds up <see cref="BytesWritten"/> as the real
+    /// tar would be (headers, content sizes, padding, end blocks): the exact size of a layer before it is
+    /// written. Its content hashes and diffID are zeros.
+    /// </summary>
+    public static LayerTarWriter ForMeasuring() => new(Stream.Null, leaveOpen: true) { _measuring = true };
 
     /// <summary>The entries written so far, in order, as they were encoded (mode's permission bits, the size
     /// written) with their content hash; null unless constructed with <c>recordEntries</c>.</summary>
@@ -66,7 +83,12 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         : "sha256:" + Convert.ToHexStringLower(_digest);
 
     /// <summary>Writes one entry; a regular file's content is copied from <paramref name="content"/> (exactly <see cref="LayerEntry.Size"/> bytes).</summary>
-    public async ValueTask WriteEntryAsync(LayerEntry entry, Stream? content, CancellationToken cancellationToken)
+    /// <param name="entry">The entry.</param>
+    /// <param name="content">A regular file's bytes.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <param name="knownHash">The SHA-256 of <paramref name="content"/> when the caller has it (checked or to be
+    /// checked by the caller): recorded as it is when the writer does not hash what it writes.</param>
+    public async ValueTask WriteEntryAsync(LayerEntry entry, Stream? content, CancellationToken cancellationToken, byte[]? knownHash = null)
     {
         ArgumentNullException.ThrowIfNull(entry);
         if (_digest is not null) throw new InvalidOperationException("the tar is finished");
@@ -74,14 +96,22 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         if (size > 0 && content is null) throw new ArgumentException($"'{entry.Name}' needs content", nameof(content));
 
         var headers = BuildHeaders(entry, size);
+        if (_measuring)
+        {
+            BytesWritten += headers.Length + size + Pad(size);
+            LastContentHash = entry.Type == LayerEntryType.RegularFile ? new byte[32] : null;
+            EntryCount++;
+            return;
+        }
         await WriteAsync(headers, cancellationToken).ConfigureAwait(false);
-        using var fileHash = Recording && entry.Type == LayerEntryType.RegularFile ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        var file = Recording && entry.Type == LayerEntryType.RegularFile;
+        using var fileHash = file && _hashContent ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
         if (size > 0)
         {
             await CopyContentAsync(entry, content!, size, fileHash, cancellationToken).ConfigureAwait(false);
             await WriteAsync(Zeros.AsMemory(0, Pad(size)), cancellationToken).ConfigureAwait(false);
         }
-        var contentHash = fileHash?.GetHashAndReset();
+        var contentHash = fileHash?.GetHashAndReset() ?? (file ? knownHash ?? WrittenLayerEntry.Identity(EntryCount) : null);
         LastContentHash = contentHash;
         if (Recording)
         {
@@ -193,6 +223,12 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     public async ValueTask FinishAsync(CancellationToken cancellationToken)
     {
         if (_digest is not null) return;
+        if (_measuring)
+        {
+            BytesWritten += Zeros.Length;
+            _digest = new byte[32];
+            return;
+        }
         await WriteAsync(Zeros, cancellationToken).ConfigureAwait(false);
         await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
         _digest = _sha.GetHashAndReset();

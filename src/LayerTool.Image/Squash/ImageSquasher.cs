@@ -48,6 +48,13 @@ public sealed record SquashSpec
 
     /// <summary>Re-reads a file of the final filesystem (a rare hard-link case; see <see cref="ContentReopener"/>).</summary>
     public ContentReopener? ReopenContent { get; init; }
+
+    /// <summary>
+    /// Write the new layer to this stream (e.g. straight into a load request) instead of a temp file. Whoever
+    /// reads it must not act on it before the squash returns verified (a load must not be completed before);
+    /// the result then has no layer file (<see cref="SquashedImage.NewLayer"/> can only describe the layer).
+    /// </summary>
+    public Stream? LayerStream { get; init; }
 }
 
 /// <summary>
@@ -58,7 +65,7 @@ public sealed class SquashedImage : IImage, IDisposable
 {
     private readonly string? _layerFile;
 
-    internal SquashedImage(ComposedImage image, FileLayer? newLayer, string? layerFile, long layerSize, long entries, long whiteouts,
+    internal SquashedImage(ComposedImage image, ILayer? newLayer, string? layerFile, long layerSize, long entries, long whiteouts,
         int baseLayers, IReadOnlyList<string> warnings)
     {
         Image = image;
@@ -77,8 +84,9 @@ public sealed class SquashedImage : IImage, IDisposable
 
     public IReadOnlyList<ILayer> Layers => Image.Layers;
 
-    /// <summary>The new layer, or null when F's filesystem equals B's (only the config changed).</summary>
-    public FileLayer? NewLayer { get; }
+    /// <summary>The new layer (a <see cref="FileLayer"/>, or a <see cref="DescribedLayer"/> when it was written to
+    /// <see cref="SquashSpec.LayerStream"/>), or null when F's filesystem equals B's (only the config changed).</summary>
+    public ILayer? NewLayer { get; }
 
     /// <summary>Bytes of the new layer's tar (0 without one).</summary>
     public long LayerSize { get; }
@@ -128,8 +136,10 @@ public static class ImageSquasher
         if (spec.Base is not null && !IsPrefix(baseIds, finalIds))
             warnings.Add($"the base {spec.BaseName ?? spec.Base.Config.Digest.ToString()} is not an ancestor of the image: the new layer holds the whole difference (the result is exact all the same)");
 
+        if (spec.LayerStream is not null && spec.VerifyByRereading)
+            throw new ArgumentException("a layer written to a stream cannot be read back to verify it", nameof(spec));
         var directory = spec.TempDirectory ?? Path.GetTempPath();
-        var layerFile = Path.Combine(directory, $"layertool-squash-{Guid.NewGuid():N}.tar");
+        var layerFile = spec.LayerStream is null ? Path.Combine(directory, $"layertool-squash-{Guid.NewGuid():N}.tar") : null;
         var keep = false;
         LayerDiffResult? diff = null;
         try
@@ -140,11 +150,21 @@ public static class ImageSquasher
                 TempDirectory = spec.TempDirectory,
                 ReopenContent = spec.ReopenContent,
                 Progress = progress,
+                // Verified from the written-entry log, a written file's hash would only be compared with itself.
+                HashWrittenContent = spec.VerifyByRereading,
             };
-            var output = new FileStream(layerFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-            await using (output.ConfigureAwait(false))
+            if (layerFile is null)
             {
-                diff = await spec.WriteLayer(spec.BaseIndex, output, options, cancellationToken).ConfigureAwait(false);
+                diff = await spec.WriteLayer(spec.BaseIndex, spec.LayerStream!, options, cancellationToken).ConfigureAwait(false);
+                await spec.LayerStream!.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var output = new FileStream(layerFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (output.ConfigureAwait(false))
+                {
+                    diff = await spec.WriteLayer(spec.BaseIndex, output, options, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             IReadOnlyList<FsDifference> differences;
@@ -154,7 +174,7 @@ public static class ImageSquasher
             }
             else
             {
-                var verify = new FileStream(layerFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+                var verify = new FileStream(layerFile!, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
                 await using (verify.ConfigureAwait(false))
                 {
                     differences = await LayerVerifier.VerifyAsync(spec.BaseIndex, verify, diff.FinalIndex, cancellationToken, tempDirectory: spec.TempDirectory).ConfigureAwait(false);
@@ -180,7 +200,7 @@ public static class ImageSquasher
                 BaseDigest = spec.Base is null ? null : spec.BaseDigest ?? spec.Base.Config.Digest,
                 Created = spec.Timestamp ?? spec.Now,
             });
-            var newLayer = hasLayer ? new FileLayer(layerFile, diffId) : null;
+            ILayer? newLayer = !hasLayer ? null : layerFile is null ? new DescribedLayer(diffId, null) : new FileLayer(layerFile, diffId);
             var layers = new List<ILayer>(spec.Base?.Layers ?? []);
             if (newLayer is not null) layers.Add(newLayer);
             var image = new ComposedImage(config, layers);
@@ -190,10 +210,9 @@ public static class ImageSquasher
         }
         finally
         {
-            if (!keep) File.Delete(layerFile);
+            if (!keep && layerFile is not null) File.Delete(layerFile);
             // The final index and the written-entry log are unlinked temp files: close them now rather than at collection.
-            diff?.WrittenLog?.Dispose();
-            diff?.FinalIndex.Dispose();
+            diff?.Dispose();
         }
     }
 

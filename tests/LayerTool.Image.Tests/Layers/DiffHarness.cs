@@ -63,6 +63,25 @@ internal static class DiffHarness
         var entries = await TarBuilder.ReadAllAsync(layer);
         entries.Select(e => e.Entry.Path).Distinct().Count().ShouldBe(entries.Count, "no path twice in a layer");
 
+        // A measuring pass (no content read unless compared) predicts the layer's exact size and entries.
+        await using (var reader3 = new LayerTarReader(new MemoryStream(flat)))
+        using (var measured = await LayerDiff.WriteAsync(baseIndex, reader3, Stream.Null, options with { MeasureOnly = true, ReopenContent = ContentReopeners.FromTar(Opener(flat)) }, CancellationToken.None))
+        {
+            measured.Size.ShouldBe(layer.Length);
+            measured.Entries.ShouldBe(result.Entries);
+            measured.Whiteouts.ShouldBe(result.Whiteouts);
+        }
+        // Without hashing what it writes, the same layer comes out, and its log verifies against the final index.
+        await using (var reader4 = new LayerTarReader(new MemoryStream(flat)))
+        using (var unhashedLayer = new MemoryStream())
+        using (var unhashed = await LayerDiff.WriteAsync(baseIndex, reader4, unhashedLayer, options with { HashWrittenContent = false, ReopenContent = ContentReopeners.FromTar(Opener(flat)) }, CancellationToken.None))
+        {
+            unhashed.DiffId.ShouldBe(result.DiffId);
+            unhashed.WrittenEntries.ShouldNotBeNull();
+            var check = await LayerVerifier.VerifyWritten(baseIndex, unhashed.WrittenEntries, unhashed.FinalIndex, CancellationToken.None);
+            check.ShouldBeEmpty(string.Join("\n", check));
+        }
+
         // The tree-building check (an independent implementation) agrees.
         (await LayerVerifier.VerifyInMemoryAsync(baseIndex, new MemoryStream(layer), result.FinalIndex, CancellationToken.None)).ShouldBeEmpty();
         // The same diff from the base's on-disk form (what the squash walks) writes the same layer.

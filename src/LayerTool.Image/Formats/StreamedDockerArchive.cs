@@ -1,0 +1,45 @@
+namespace LayerTool.Image.Formats;
+
+/// <summary>
+/// A partial docker-archive (the base's layers omitted, as <see cref="ImageArchiveWriter.TryOpenDockerArchive"/>
+/// writes it) sent while its one new layer is still being written: the bytes before the layer need only the
+/// layer's size (measured first), and the config and manifest, which need its diffID, follow it. The layer
+/// goes under a fixed name, since its diffID is not known when its header is written. An upload cut short
+/// before the manifest loads nothing.
+/// </summary>
+public static class StreamedDockerArchive
+{
+    /// <summary>The new layer's path in the archive.</summary>
+    public const string LayerPath = "layertool-new-layer/layer.tar";
+
+    /// <summary>What comes before the layer's bytes: its directory and its member header.</summary>
+    public static byte[] Prefix(long layerSize, DateTimeOffset modificationTime)
+    {
+        using var block = new MemoryStream();
+        var tar = new TarArchiveWriter(block, modificationTime);
+        tar.AddDirectory(LayerPath[..LayerPath.IndexOf('/', StringComparison.Ordinal)]);
+        tar.BeginMember(LayerPath, layerSize);
+        return block.ToArray();
+    }
+
+    /// <summary>
+    /// What comes after the layer's bytes: the member's padding, the config, and a manifest naming the
+    /// <paramref name="image"/>'s layers (the first <paramref name="omittedLayers"/> ones by the paths a save
+    /// gives them, without their files; the last one is the new layer).
+    /// </summary>
+    public static byte[] Suffix(IImage image, int omittedLayers, long layerSize, DateTimeOffset modificationTime)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (omittedLayers != image.Layers.Count - 1)
+            throw new ArgumentException("a streamed archive carries exactly one layer, the last one", nameof(omittedLayers));
+        using var block = new MemoryStream();
+        var tar = new TarArchiveWriter(block, modificationTime);
+        tar.EndMember(layerSize);
+        var layerPaths = image.Layers.Take(omittedLayers).Select(l => $"{l.DiffId.Hex}/layer.tar").Append(LayerPath).ToList();
+        var configPath = $"{image.Config.Digest.Hex}.json";
+        tar.AddFile(configPath, image.Config.Bytes.Span);
+        tar.AddFile(DockerArchiveManifest.FileName, DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configPath, [], layerPaths)]));
+        tar.Finish();
+        return block.ToArray();
+    }
+}
