@@ -156,6 +156,35 @@ public class ImageArchiveWriterTests
         Should.Throw<ImageFormatException>(() => image.Layers[0].Open(CancellationToken.None)).Message.ShouldContain("no member");
     }
 
+    [Fact]
+    public async Task A_streamed_partial_archive_is_a_docker_archive_whose_manifest_names_the_base_layers_and_the_new_one()
+    {
+        using var dir = new TempDir();
+        var baseImage = TestImage.Create(2, "base");
+        using var baseSave = ImageArchive.Open(TestArchives.WriteTar(dir.File("base.tar"), TestArchives.DockerArchive(baseImage, ["base:1"])));
+        var b = baseSave.GetImage();
+        var layer = TestImage.LayerTar(("new.txt", "streamed"), ("odd.bin", new string('y', 777)));
+        var diffId = Digest.Compute(layer);
+        var config = SquashConfig.Create(new SquashConfigOptions { Final = b.Config, Base = b.Config, NewLayerDiffId = diffId, BaseName = "base:1" });
+        var squashed = new ComposedImage(config, [.. b.Layers, new DescribedLayer(diffId, null)]);
+
+        var archive = dir.File("streamed.tar");
+        await using (var output = File.Create(archive))
+        {
+            output.Write(StreamedDockerArchive.Prefix(layer.Length, DateTimeOffset.UnixEpoch));
+            output.Write(layer);
+            output.Write(StreamedDockerArchive.Suffix(squashed, b.Layers.Count, layer.Length, DateTimeOffset.UnixEpoch));
+        }
+
+        var manifest = DockerArchiveManifest.ParseAll(TestArchives.Member(archive, "manifest.json")).Single();
+        manifest.Config.ShouldBe($"{config.Digest.Hex}.json");
+        manifest.Layers.ShouldBe([.. b.Layers.Select(l => $"{l.DiffId.Hex}/layer.tar"), StreamedDockerArchive.LayerPath]);
+        TestArchives.Member(archive, StreamedDockerArchive.LayerPath).ShouldBe(layer);
+        TestArchives.Member(archive, manifest.Config).ShouldBe(config.Bytes.ToArray());
+        TestArchives.MemberNames(archive).ShouldNotContain($"{b.Layers[0].DiffId.Hex}/layer.tar", "the base's layers are omitted");
+        Should.Throw<ArgumentException>(() => StreamedDockerArchive.Suffix(squashed, 1, layer.Length, DateTimeOffset.UnixEpoch));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
