@@ -133,7 +133,7 @@ public sealed class DockerImageEngine : IImageEngine
         await Call("load an image archive",
             async () =>
             {
-                await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = false }, archive, messages, cancellationToken).ConfigureAwait(false);
+                await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, messages, cancellationToken).ConfigureAwait(false);
                 return true;
             }, cancellationToken).ConfigureAwait(false);
         var error = messages.Error;

@@ -112,7 +112,7 @@ public sealed class EngineSquashService : ISquashService
             baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
         }
         return await SquashAndDeliverAsync(request, final, baseImage, fast.FinalImage(), fast.WriteLayerAsync,
-            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken).ConfigureAwait(false);
+            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken, rereadable: true).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -121,12 +121,13 @@ public sealed class EngineSquashService : ISquashService
     /// </summary>
     private async Task<SquashResult> SquashAndDeliverAsync(SquashRequest request, EngineImage final, EngineImage? baseImage,
         IImage finalImage, SquashLayerWriter writeLayer, FsIndex baseIndex, IImage? baseForSquash, ImageStoreKind store,
-        IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+        IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken,
+        bool rereadable = false)
     {
         // The base index is this method's from here (an on-disk index holds a file open until disposed).
         using var ownedBaseIndex = baseIndex;
         var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, totalBytes)));
-        using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
+        var spec = new SquashSpec
         {
             Final = finalImage,
             Base = baseForSquash,
@@ -139,7 +140,18 @@ public sealed class EngineSquashService : ISquashService
             Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
             WriteLayer = writeLayer,
-        }, bytes, cancellationToken).ConfigureAwait(false);
+        };
+        // On the fast path the final image can be read twice cheaply (its layer directories), so the load runs
+        // while the layer is written: a partial archive streamed into an overlay2 engine, no layer file at all.
+        SquashedImage? streamed = null;
+        string? loadedWhileWriting = null;
+        var partialRefused = false;
+        if (rereadable && request.Load && request.OutputPath is null && store == ImageStoreKind.GraphDriver)
+        {
+            (streamed, loadedWhileWriting, partialRefused) = await SquashWhileLoadingAsync(spec, bytes, cancellationToken).ConfigureAwait(false);
+        }
+        var squashedNow = streamed ?? await ImageSquasher.SquashAsync(spec, bytes, cancellationToken).ConfigureAwait(false);
+        using var squashed = squashedNow;
 
         if (request.OutputPath is not null)
         {
@@ -151,7 +163,7 @@ public sealed class EngineSquashService : ISquashService
         if (request.Load)
         {
             progress?.Report(new SquashProgress("load", 0, null));
-            imageId = await LoadAsync(squashed, baseImage, store, cancellationToken).ConfigureAwait(false);
+            imageId = loadedWhileWriting ?? await LoadAsync(squashed, baseImage, store, cancellationToken, tryPartial: !partialRefused).ConfigureAwait(false);
             foreach (var tag in request.Tags)
                 await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
         }
@@ -249,11 +261,103 @@ public sealed class EngineSquashService : ISquashService
         return new ComposedImage(squashed.Config, layers);
     }
 
+    /// <summary>
+    /// The squash with its load overlapped. A first, metadata-only pass of the same diff gives the layer's exact
+    /// size (its tar header comes first); then the partial archive's head goes out, the layer follows as it is
+    /// written, and the config and manifest only once the squash is verified. A failed squash cuts the upload
+    /// short, and an engine loads nothing from an archive that ends early. Returns the verified squash and the
+    /// loaded image's ID; or no squash when the caller must squash again the usual way (into a file): the engine
+    /// refused the partial archive (<c>PartialRefused</c>), or the layer came out other than measured.
+    /// </summary>
+    private async Task<(SquashedImage? Squashed, string? LoadedId, bool PartialRefused)> SquashWhileLoadingAsync(SquashSpec spec,
+        IProgress<long>? bytes, CancellationToken cancellationToken)
+    {
+        long size;
+        using (var measured = await spec.WriteLayer(spec.BaseIndex, Stream.Null, new LayerDiffOptions
+        {
+            MeasureOnly = true,
+            ClampTime = spec.Timestamp,
+            TempDirectory = spec.TempDirectory,
+            ReopenContent = spec.ReopenContent,
+        }, cancellationToken).ConfigureAwait(false))
+        {
+            if (measured.Entries == 0) return (null, null, false); // only the config changed: nothing to stream
+            size = measured.Size;
+        }
+
+        var upload = new ArchiveUpload();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loading = Task.Run(async () =>
+        {
+            try
+            {
+                await _engine.LoadImageAsync(upload.Body, stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                upload.RequestEnded();
+            }
+        }, CancellationToken.None);
+        SquashedImage? squashed = null;
+        try
+        {
+            var layer = upload.Writer;
+            await layer.WriteAsync(StreamedDockerArchive.Prefix(size, DateTimeOffset.UnixEpoch), cancellationToken).ConfigureAwait(false);
+            squashed = await ImageSquasher.SquashAsync(spec with { LayerStream = layer }, bytes, cancellationToken).ConfigureAwait(false);
+            if (squashed.NewLayer is null || squashed.LayerSize != size)
+            {
+                // The layer directories changed under the squash: send nothing more, and squash again from scratch.
+                await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+                squashed.Dispose();
+                return (null, null, false);
+            }
+            await layer.WriteAsync(StreamedDockerArchive.Suffix(squashed, squashed.BaseLayerCount, size, DateTimeOffset.UnixEpoch), cancellationToken)
+                .ConfigureAwait(false);
+            await upload.CompleteAsync().ConfigureAwait(false);
+            await loading.ConfigureAwait(false);
+            var expected = squashed.Config.DiffIds.Select(d => d.ToString()).ToList();
+            var loaded = await _engine.TryInspectImageAsync(squashed.ImageId.ToString(), cancellationToken).ConfigureAwait(false);
+            if (loaded is null || !loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal))
+                throw new EngineException($"the engine loaded the squashed image but its layers are not the expected ones ({string.Join(", ", expected)})");
+            return (squashed, loaded.Id, false);
+        }
+        catch (Exception e) when (e is EngineException or ArchiveUpload.ClosedException && !cancellationToken.IsCancellationRequested)
+        {
+            // The engine turned the partial archive down (the upload stops taking bytes, or the load fails), or
+            // loaded something else: squash again into a file and load a full archive, as LoadAsync does.
+            await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+            squashed?.Dispose();
+            return (null, null, true);
+        }
+        catch
+        {
+            await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+            squashed?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Cuts an upload short (the engine then loads nothing) and waits for the request to end.</summary>
+    private static async Task AbandonAsync(ArchiveUpload upload, CancellationTokenSource stop, Task loading)
+    {
+        await upload.FailAsync(new OperationCanceledException("the squash did not finish; the upload is abandoned")).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await loading.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is EngineException or OperationCanceledException or IOException or HttpRequestException)
+        {
+            // Expected: the request was cut short on purpose, or had failed already.
+        }
+    }
+
     /// <summary>Loads the result, partial archive first; returns the engine's image ID once its layers check out.</summary>
-    private async Task<string> LoadAsync(SquashedImage squashed, EngineImage? baseImage, ImageStoreKind store, CancellationToken cancellationToken)
+    private async Task<string> LoadAsync(SquashedImage squashed, EngineImage? baseImage, ImageStoreKind store, CancellationToken cancellationToken,
+        bool tryPartial = true)
     {
         var expected = squashed.Config.DiffIds.Select(d => d.ToString()).ToList();
-        if (baseImage is not null && store == ImageStoreKind.GraphDriver)
+        if (tryPartial && baseImage is not null && store == ImageStoreKind.GraphDriver)
         {
             try
             {
