@@ -109,6 +109,11 @@ bench_workload() { # NAME BASE IMAGE
     docker image rm -f "${image%:*}-lt:1" >/dev/null 2>&1 || true
     read -r t r < <(layertool_squash "$image" "$base" "${image%:*}-lt:1")
     lt+=("$t"); rss+=("$r")
+    # Same for the engine's squash: without its previous result it registers the layer afresh, where it would
+    # otherwise register it, find the same layer, and delete it again. Each timed run then starts from the same
+    # state: its own previous result just deleted (on a filesystem without a journal, ext4 then skips the freed
+    # inodes for a while, which slows whoever creates many files next; both sides pay it alike).
+    docker image rm -f "${image%:*}-squashed:1" >/dev/null 2>&1 || true
     sq+=("$(seconds build "$dir" "${image%:*}-squashed:1" --squash)")
     sl+=("$(seconds save_load "$image")")
   done
