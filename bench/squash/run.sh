@@ -101,6 +101,10 @@ bench_workload() { # NAME BASE IMAGE
   say "[$name] $image: $layers layers, $((size / 1000000)) MB"
 
   local lt=() rss=() sq=() sl=() cold
+  # No earlier result may survive, tagged or dangling: an image still holding the squashed layer makes
+  # docker load skip applying it, and every timed run would look twice as fast as it is.
+  docker image rm -f "${image%:*}-lt:1" "${image%:*}-squashed:1" >/dev/null 2>&1 || true
+  docker image prune -f --filter "label=$LABEL" >/dev/null
   rm -rf "$CACHE"
   read -r cold coldrss < <(layertool_squash "$image" "$base" "${image%:*}-lt:1")
   for _ in $(seq 1 "$RUNS"); do
