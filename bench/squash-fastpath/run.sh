@@ -39,6 +39,8 @@ workload() { # NAME BASE IMAGE
   local name=$1 base=$2 image=$3 dir=$WORK/$1 p=${3%:*}
   churn "$base" "$dir"
   docker build -q -t "$image" "$dir" >/dev/null
+  # No earlier result may survive, tagged or dangling: it would keep the squashed layer in the engine.
+  rmi "$p-lt:1"; rmi "$p-sq:1"; docker image prune -f --filter label=layertool.bench=1 >/dev/null
   $LT squash "$image" --onto "$base" --cache-dir "$WORK/cache" -t "$p-lt:1" >/dev/null 2>&1   # warm the base index
   # Before each timed squash the previous result is removed (untimed): otherwise the engine still has the
   # new layer (same diffID every run), and docker load skips applying it, which build --squash never does.
