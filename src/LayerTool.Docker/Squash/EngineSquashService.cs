@@ -262,8 +262,8 @@ public sealed class EngineSquashService : ISquashService
     }
 
     /// <summary>
-    /// The squash with its load overlapped. A first, metadata-only pass of the same diff gives the layer's exact
-    /// size (its tar header comes first); then the partial archive's head goes out, the layer follows as it is
+    /// The squash with its load overlapped. The archive's head goes out at once; a first, metadata-only pass of
+    /// the same diff gives the layer's exact size (its tar header comes next); the layer follows as it is
     /// written, and the config and manifest only once the squash is verified. A failed squash cuts the upload
     /// short, and an engine loads nothing from an archive that ends early. Returns the verified squash and the
     /// loaded image's ID; or no squash when the caller must squash again the usual way (into a file): the engine
@@ -272,19 +272,6 @@ public sealed class EngineSquashService : ISquashService
     private async Task<(SquashedImage? Squashed, string? LoadedId, bool PartialRefused)> SquashWhileLoadingAsync(SquashSpec spec,
         IProgress<long>? bytes, CancellationToken cancellationToken)
     {
-        long size;
-        using (var measured = await spec.WriteLayer(spec.BaseIndex, Stream.Null, new LayerDiffOptions
-        {
-            MeasureOnly = true,
-            ClampTime = spec.Timestamp,
-            TempDirectory = spec.TempDirectory,
-            ReopenContent = spec.ReopenContent,
-        }, cancellationToken).ConfigureAwait(false))
-        {
-            if (measured.Entries == 0) return (null, null, false); // only the config changed: nothing to stream
-            size = measured.Size;
-        }
-
         var upload = new ArchiveUpload();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var loading = Task.Run(async () =>
@@ -301,8 +288,28 @@ public sealed class EngineSquashService : ISquashService
         SquashedImage? squashed = null;
         try
         {
+            // The head goes out first: the engine starts its unpacking process while the layer is measured.
             var layer = upload.Writer;
-            await layer.WriteAsync(StreamedDockerArchive.Prefix(size, DateTimeOffset.UnixEpoch), cancellationToken).ConfigureAwait(false);
+            await layer.WriteAsync(StreamedDockerArchive.Head(DateTimeOffset.UnixEpoch), cancellationToken).ConfigureAwait(false);
+            await layer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            long size;
+            using (var measured = await spec.WriteLayer(spec.BaseIndex, Stream.Null, new LayerDiffOptions
+            {
+                MeasureOnly = true,
+                ClampTime = spec.Timestamp,
+                TempDirectory = spec.TempDirectory,
+                ReopenContent = spec.ReopenContent,
+            }, cancellationToken).ConfigureAwait(false))
+            {
+                size = measured.Size;
+                if (measured.Entries == 0)
+                {
+                    // Only the config changed: nothing to stream, and a truncated archive loads nothing.
+                    await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+                    return (null, null, false);
+                }
+            }
+            await layer.WriteAsync(StreamedDockerArchive.LayerHeader(size, DateTimeOffset.UnixEpoch), cancellationToken).ConfigureAwait(false);
             squashed = await ImageSquasher.SquashAsync(spec with { LayerStream = layer }, bytes, cancellationToken).ConfigureAwait(false);
             if (squashed.NewLayer is null || squashed.LayerSize != size)
             {

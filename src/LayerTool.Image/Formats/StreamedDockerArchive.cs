@@ -12,13 +12,23 @@ public static class StreamedDockerArchive
     /// <summary>The new layer's path in the archive.</summary>
     public const string LayerPath = "layertool-new-layer/layer.tar";
 
-    /// <summary>What comes before the layer's bytes: its directory and its member header.</summary>
-    public static byte[] Prefix(long layerSize, DateTimeOffset modificationTime)
+    /// <summary>
+    /// The archive's first bytes, which need nothing measured: the layer's directory. Sending them at once
+    /// lets the engine start unpacking (it spawns its unpacking process on the first bytes) while the layer
+    /// is still being measured.
+    /// </summary>
+    public static byte[] Head(DateTimeOffset modificationTime)
     {
         using var block = new MemoryStream();
-        var tar = new TarArchiveWriter(block, modificationTime);
-        tar.AddDirectory(LayerPath[..LayerPath.IndexOf('/', StringComparison.Ordinal)]);
-        tar.BeginMember(LayerPath, layerSize);
+        new TarArchiveWriter(block, modificationTime).AddDirectory(LayerPath[..LayerPath.IndexOf('/', StringComparison.Ordinal)]);
+        return block.ToArray();
+    }
+
+    /// <summary>What comes between <see cref="Head"/> and the layer's bytes: the layer's member header.</summary>
+    public static byte[] LayerHeader(long layerSize, DateTimeOffset modificationTime)
+    {
+        using var block = new MemoryStream();
+        new TarArchiveWriter(block, modificationTime).BeginMember(LayerPath, layerSize);
         return block.ToArray();
     }
 

@@ -157,7 +157,7 @@ public class ImageArchiveWriterTests
     }
 
     [Fact]
-    public async Task A_streamed_partial_archive_is_a_docker_archive_whose_manifest_names_the_base_layers_and_the_new_one()
+    public async Task A_streamed_partial_archive_head_layer_header_layer_suffix_is_a_docker_archive_naming_the_base_layers_and_the_new_one()
     {
         using var dir = new TempDir();
         var baseImage = TestImage.Create(2, "base");
@@ -171,7 +171,8 @@ public class ImageArchiveWriterTests
         var archive = dir.File("streamed.tar");
         await using (var output = File.Create(archive))
         {
-            output.Write(StreamedDockerArchive.Prefix(layer.Length, DateTimeOffset.UnixEpoch));
+            output.Write(StreamedDockerArchive.Head(DateTimeOffset.UnixEpoch));
+            output.Write(StreamedDockerArchive.LayerHeader(layer.Length, DateTimeOffset.UnixEpoch));
             output.Write(layer);
             output.Write(StreamedDockerArchive.Suffix(squashed, b.Layers.Count, layer.Length, DateTimeOffset.UnixEpoch));
         }
