@@ -322,16 +322,16 @@ public sealed class EngineSquashService : ISquashService
                 .ConfigureAwait(false);
             await upload.CompleteAsync().ConfigureAwait(false);
             await loading.ConfigureAwait(false);
-            var expected = squashed.Config.DiffIds.Select(d => d.ToString()).ToList();
-            var loaded = await _engine.TryInspectImageAsync(squashed.ImageId.ToString(), cancellationToken).ConfigureAwait(false);
-            if (loaded is null || !loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal))
-                throw new EngineException($"the engine loaded the squashed image but its layers are not the expected ones ({string.Join(", ", expected)})");
-            return (squashed, loaded.Id, false);
+            if (await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), cancellationToken).ConfigureAwait(false) is { } id)
+                return (squashed, id, false);
+            // The engine loaded something else: squash again into a file and load a full archive, as LoadAsync does.
+            squashed.Dispose();
+            return (null, null, true);
         }
         catch (Exception e) when (e is EngineException or ArchiveUpload.ClosedException && !cancellationToken.IsCancellationRequested)
         {
-            // The engine turned the partial archive down (the upload stops taking bytes, or the load fails), or
-            // loaded something else: squash again into a file and load a full archive, as LoadAsync does.
+            // The engine turned the partial archive down (the upload stops taking bytes, or the load fails):
+            // squash again into a file and load a full archive, as LoadAsync does.
             await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
             squashed?.Dispose();
             return (null, null, true);
@@ -363,7 +363,7 @@ public sealed class EngineSquashService : ISquashService
     private async Task<string> LoadAsync(SquashedImage squashed, EngineImage? baseImage, ImageStoreKind store, CancellationToken cancellationToken,
         bool tryPartial = true)
     {
-        var expected = squashed.Config.DiffIds.Select(d => d.ToString()).ToList();
+        var expected = ExpectedLayers(squashed);
         if (tryPartial && baseImage is not null && store == ImageStoreKind.GraphDriver)
         {
             try
@@ -436,8 +436,7 @@ public sealed class EngineSquashService : ISquashService
             {
                 await _engine.LoadImageAsync(direct, cancellationToken).ConfigureAwait(false);
             }
-            var loadedDirect = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
-            return loadedDirect is not null && loadedDirect.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loadedDirect.Id : null;
+            return await LoadedIdAsync(lookup, expected, cancellationToken).ConfigureAwait(false);
         }
 
         var directory = _settings.TempDirectory ?? Path.GetTempPath();
@@ -450,13 +449,22 @@ public sealed class EngineSquashService : ISquashService
             {
                 await _engine.LoadImageAsync(archive, cancellationToken).ConfigureAwait(false);
             }
-            var loaded = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
-            return loaded is not null && loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loaded.Id : null;
+            return await LoadedIdAsync(lookup, expected, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    /// <summary>The layers a loaded squash must have: the base's and the new one.</summary>
+    private static List<string> ExpectedLayers(SquashedImage squashed) => [.. squashed.Config.DiffIds.Select(d => d.ToString())];
+
+    /// <summary>The engine's ID of <paramref name="lookup"/> if it now has exactly the <paramref name="expected"/> layers, else null.</summary>
+    private async Task<string?> LoadedIdAsync(string lookup, IReadOnlyList<string> expected, CancellationToken cancellationToken)
+    {
+        var loaded = await _engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
+        return loaded is not null && loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loaded.Id : null;
     }
 
     private static async Task DisposeWhenOpenedAsync(Task<IFinalImageSource> opening)

@@ -23,6 +23,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly List<WrittenLayerEntry>? _written;
     private readonly Action<WrittenLayerEntry>? _onWritten;
     private readonly bool _hashContent = true;
+    private bool _measuring; // see ForMeasuring
     private byte[]? _digest;
 
     /// <param name="output">Where the tar goes.</param>
@@ -53,9 +54,6 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     }
 
     private bool Recording => _written is not null || _onWritten is not null;
-
-    /// <summary>Counts what a tar would take without writing it or reading any content (see <see cref="ForMeasuring"/>).</summary>
-    private bool _measuring;
 
     /// <summary>
     /// A writer that writes nothing and reads no content, only adds up <see cref="BytesWritten"/> as the real
