@@ -40,6 +40,17 @@ internal static partial class NativeFs
     private const int OCloExec = 0x80000;
     private const int ONoFollow = 0x20000;
     private const int Erange = 34;
+    private const int OWrOnly = 1;
+    private const int ONonBlock = 0x800;
+    private const int FGetFl = 3;
+    private const int FSetFl = 4;
+    private const int FSetPipeSize = 1031;
+
+    /// <summary>errno: a named pipe opened for writing without blocking has no reader yet.</summary>
+    public const int Enxio = 6;
+
+    /// <summary>errno: no such file or directory.</summary>
+    public const int Enoent = 2;
     private const int Enodata = 61;
 
     [LibraryImport("libc", SetLastError = true)]
@@ -65,6 +76,11 @@ internal static partial class NativeFs
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true)]
     private static partial int open_(byte[] path, int flags);
+
+    // fcntl is variadic in C; its third argument is an int for every command used here (F_GETFL, F_SETFL,
+    // F_SETPIPE_SZ), which the x86-64 and arm64 Linux calling conventions pass as a fixed int argument.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(SafeFileHandle fd, int cmd, int arg);
 
     /// <summary>A NUL-terminated copy of a path for libc.</summary>
     public static byte[] Z(ReadOnlySpan<byte> path)
@@ -194,6 +210,34 @@ internal static partial class NativeFs
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         return new FileStream(handle, FileAccess.Read, 1 << 16, isAsync: false);
     }
+
+    /// <summary>
+    /// Opens a named pipe for writing only if a reader has it open (a plain open would block until one does):
+    /// the handle, in blocking mode for the writes; or null with <paramref name="errno"/> (<see cref="Enxio"/>:
+    /// no reader yet; <see cref="Enoent"/>: no such pipe).
+    /// </summary>
+    public static SafeFileHandle? TryOpenPipeWriter(byte[] zpath, out int errno)
+    {
+        var fd = open_(zpath, OWrOnly | ONonBlock | OCloExec | ONoFollow);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        var flags = fcntl(handle, FGetFl, 0);
+        if (flags < 0 || fcntl(handle, FSetFl, flags & ~ONonBlock) < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"fcntl failed (errno {errno}) for {Display(zpath)}");
+        }
+        errno = 0;
+        return handle;
+    }
+
+    /// <summary>Asks for a pipe buffer of <paramref name="bytes"/> (fewer wake-ups of each side); false when refused.</summary>
+    public static bool TrySetPipeSize(SafeFileHandle pipe, int bytes) => fcntl(pipe, FSetPipeSize, bytes) >= 0;
 
     public static string Display(ReadOnlySpan<byte> zpath) =>
         LayerTool.Image.Layers.LayerPath.Display(zpath.Length > 0 && zpath[^1] == 0 ? zpath[..^1] : zpath);

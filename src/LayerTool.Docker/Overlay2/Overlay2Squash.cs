@@ -15,12 +15,20 @@ namespace LayerTool.Docker.Overlay2;
 /// </summary>
 public sealed class Overlay2Squash
 {
-    private Overlay2Squash(ImageConfig finalConfig, IReadOnlyList<string> upperTopFirst, IReadOnlyList<string> baseTopFirst)
+    private Overlay2Squash(ImageConfig finalConfig, IReadOnlyList<string> upperTopFirst, IReadOnlyList<string> baseTopFirst, string dataRoot)
     {
         FinalConfig = finalConfig;
         UpperDirs = upperTopFirst;
         BaseDirs = baseTopFirst;
+        var temp = Path.Combine(dataRoot, "tmp");
+        EngineTempDirectory = Directory.Exists(temp) ? temp : null;
     }
+
+    /// <summary>
+    /// The engine's own temp directory (<c>&lt;data root&gt;/tmp</c>, where <c>docker load</c> unpacks what it is
+    /// sent) when it is there; null when the engine was pointed elsewhere (<c>DOCKER_TMPDIR</c>) and it is not.
+    /// </summary>
+    public string? EngineTempDirectory { get; }
 
     /// <summary>The final image's exact config (from the engine's image store, digest checked).</summary>
     public ImageConfig FinalConfig { get; }
@@ -78,7 +86,7 @@ public sealed class Overlay2Squash
         var dirs = layout.LayerDirs;
         var upper = dirs.Skip(baseIds.Count).Reverse().ToList();
         var lower = dirs.Take(baseIds.Count).Reverse().ToList();
-        return new Overlay2Squash(config, upper, lower);
+        return new Overlay2Squash(config, upper, lower, DataRoot(layout)!);
     }
 
     /// <summary>
@@ -89,10 +97,8 @@ public sealed class Overlay2Squash
     {
         ArgumentNullException.ThrowIfNull(layout);
         reason = null;
-        // .../overlay2/<cache-id>/diff → data root = parent of "overlay2".
-        var storage = Path.GetDirectoryName(Path.GetDirectoryName(layout.LayerDirs[^1]));
-        var root = storage is null ? null : Path.GetDirectoryName(storage);
-        if (root is null || Path.GetFileName(storage) != "overlay2" || !imageId.StartsWith("sha256:", StringComparison.Ordinal))
+        var root = DataRoot(layout);
+        if (root is null || !imageId.StartsWith("sha256:", StringComparison.Ordinal))
         {
             reason = "cannot locate the engine's image store";
             return null;
@@ -110,6 +116,13 @@ public sealed class Overlay2Squash
             return null;
         }
         return ImageConfig.Parse(bytes, file);
+    }
+
+    /// <summary>The engine's data root: <c>&lt;root&gt;/overlay2/&lt;cache-id&gt;/diff</c> → <c>&lt;root&gt;</c>; null if the layout is not that.</summary>
+    private static string? DataRoot(Overlay2Layout layout)
+    {
+        var storage = Path.GetDirectoryName(Path.GetDirectoryName(layout.LayerDirs[^1]));
+        return storage is not null && Path.GetFileName(storage) == "overlay2" ? Path.GetDirectoryName(storage) : null;
     }
 
     /// <summary>The final image as the squash needs it (config; layers described by diffID only).</summary>

@@ -18,6 +18,17 @@ public sealed record EngineSquashSettings(string CacheDirectory, string? TempDir
     /// <summary>Ways to read the final image, tried in order (e.g. a local overlay2 fast path); the
     /// export-based <see cref="ExportImageSource"/> is always tried last.</summary>
     public IReadOnlyList<IFinalImageSourceFactory> FinalImageSources { get; init; } = [];
+
+    /// <summary>
+    /// On the overlay2 fast path, feed the new layer to <c>docker load</c> through a named pipe in the engine's
+    /// temp directory (the default; see <see cref="LoadPipe"/>). False: stream it inside the uploaded archive.
+    /// </summary>
+    public bool LoadThroughPipe { get; init; } = true;
+
+    /// <summary>How long the pipe may take to appear in the engine's temp directory once the squash's first pass
+    /// is done (the engine makes it as soon as it receives the archive's head); after that the layer is streamed
+    /// inside the archive instead.</summary>
+    public TimeSpan LoadPipeWait { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
@@ -112,7 +123,7 @@ public sealed class EngineSquashService : ISquashService
             baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
         }
         return await SquashAndDeliverAsync(request, final, baseImage, fast.FinalImage(), fast.WriteLayerAsync,
-            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken, rereadable: true).ConfigureAwait(false);
+            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken, fast).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -122,7 +133,7 @@ public sealed class EngineSquashService : ISquashService
     private async Task<SquashResult> SquashAndDeliverAsync(SquashRequest request, EngineImage final, EngineImage? baseImage,
         IImage finalImage, SquashLayerWriter writeLayer, FsIndex baseIndex, IImage? baseForSquash, ImageStoreKind store,
         IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken,
-        bool rereadable = false)
+        Overlay2Squash? fast = null)
     {
         // The base index is this method's from here (an on-disk index holds a file open until disposed).
         using var ownedBaseIndex = baseIndex;
@@ -142,13 +153,18 @@ public sealed class EngineSquashService : ISquashService
             WriteLayer = writeLayer,
         };
         // On the fast path the final image can be read twice cheaply (its layer directories), so the load runs
-        // while the layer is written: a partial archive streamed into an overlay2 engine, no layer file at all.
+        // while the layer is written, with no layer file at all: through a pipe the engine reads the layer from
+        // (it applies the layer as it comes), else inside a partial archive streamed to the engine.
         SquashedImage? streamed = null;
         string? loadedWhileWriting = null;
         var partialRefused = false;
-        if (rereadable && request.Load && request.OutputPath is null && store == ImageStoreKind.GraphDriver)
+        if (fast is not null && request.Load && request.OutputPath is null && store == ImageStoreKind.GraphDriver)
         {
-            (streamed, loadedWhileWriting, partialRefused) = await SquashWhileLoadingAsync(spec, bytes, cancellationToken).ConfigureAwait(false);
+            var piped = _settings.LoadThroughPipe && fast.EngineTempDirectory is { } engineTemp
+                ? await SquashThroughPipeAsync(spec, engineTemp, bytes, progress, cancellationToken).ConfigureAwait(false)
+                : null;
+            (streamed, loadedWhileWriting, partialRefused) = piped
+                ?? await SquashWhileLoadingAsync(spec, bytes, cancellationToken).ConfigureAwait(false);
         }
         var squashedNow = streamed ?? await ImageSquasher.SquashAsync(spec, bytes, cancellationToken).ConfigureAwait(false);
         using var squashed = squashedNow;
@@ -341,6 +357,157 @@ public sealed class EngineSquashService : ISquashService
             await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
             squashed?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The squash loaded through a pipe (<see cref="LoadPipe"/>). The archive's head, with the pipe as the new
+    /// layer, goes out at once, and the engine makes the pipe while LayerTool squashes a first time, in full and
+    /// verified, into no file: that gives the diffID the config must carry before the engine reads the layer.
+    /// The config and manifest then go out; the engine opens the pipe when it reaches the new layer, and the
+    /// same diff, run again, is written into it while the engine applies it (and checks its diffID). Returns
+    /// what <see cref="SquashWhileLoadingAsync"/> does, or null when the pipe cannot be used here (it never
+    /// appeared, or the second pass differed): the caller then streams the layer inside the archive.
+    /// </summary>
+    private async Task<(SquashedImage? Squashed, string? LoadedId, bool PartialRefused)?> SquashThroughPipeAsync(SquashSpec spec, string engineTemp,
+        IProgress<long>? bytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
+    {
+        var directory = $"layertool-{Guid.NewGuid():N}";
+        var upload = new ArchiveUpload();
+        // Not linked to the caller's token: once the archive is complete the engine goes on with the load whether
+        // or not the request is still there, and only the request's end tells that it will never open the pipe.
+        // Before that, a cancelled squash cuts the upload short itself (AbandonAsync).
+        using var stop = new CancellationTokenSource();
+        var loading = Task.Run(async () =>
+        {
+            try
+            {
+                await _engine.LoadImageAsync(upload.Body, stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                upload.RequestEnded();
+            }
+        }, CancellationToken.None);
+        SquashedImage? squashed = null;
+        string? sent = null; // the pipe, once the whole archive is sent
+        var released = false; // the pipe was opened for the engine (or the load ended without it)
+        try
+        {
+            await upload.Writer.WriteAsync(StreamedDockerArchive.PipedHead(directory, DateTimeOffset.UnixEpoch), cancellationToken).ConfigureAwait(false);
+            await upload.Writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            squashed = await ImageSquasher.SquashAsync(spec with { LayerStream = Stream.Null }, bytes, cancellationToken).ConfigureAwait(false);
+            if (squashed.NewLayer is null)
+            {
+                // Only the config changed: no layer to pipe; the caller loads the config over the base's layers.
+                await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+                return (squashed, null, false);
+            }
+            if (await LoadPipe.FindAsync(engineTemp, directory, loading, _settings.LoadPipeWait, cancellationToken).ConfigureAwait(false) is not { } pipePath)
+            {
+                // A load that ended already failed (its error is the engine's answer); else the engine unpacks
+                // uploads somewhere LayerTool does not see (DOCKER_TMPDIR): stream the layer in the archive.
+                if (loading.IsCompleted) await loading.ConfigureAwait(false);
+                await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+                squashed.Dispose();
+                return null;
+            }
+            // Whether the engine has the image already (an earlier reproducible squash): a cancelled squash then
+            // leaves it; else it removes what the load made. Asked alongside the upload's end, and answered before
+            // the pipe opens: the engine cannot make the image before it has read the layer.
+            var existing = _engine.TryInspectImageAsync(squashed.ImageId.ToString(), CancellationToken.None);
+            await upload.Writer.WriteAsync(StreamedDockerArchive.PipedSuffix(squashed, squashed.BaseLayerCount, directory, DateTimeOffset.UnixEpoch),
+                cancellationToken).ConfigureAwait(false);
+            await upload.CompleteAsync().ConfigureAwait(false);
+            sent = pipePath;
+
+            // From here the engine will open the pipe and wait for a writer: it must get one, whatever happens
+            // (EndAsync opens and closes it when this does not get that far).
+            var existedBefore = await existing.ConfigureAwait(false) is not null;
+            progress?.Report(new SquashProgress("load", 0, null));
+            LayerDiffResult? again = null;
+            var pipe = await LoadPipe.OpenWriterAsync(pipePath, loading, cancellationToken).ConfigureAwait(false);
+            released = true;
+            if (pipe is not null)
+            {
+                try
+                {
+                    await using (pipe.ConfigureAwait(false))
+                    {
+                        again = await spec.WriteLayer(spec.BaseIndex, pipe, new LayerDiffOptions
+                        {
+                            ClampTime = spec.Timestamp,
+                            TempDirectory = spec.TempDirectory,
+                            ReopenContent = spec.ReopenContent,
+                            HashWrittenContent = false,
+                        }, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (IOException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // The engine stopped reading (a broken pipe): its load's error says why, and is handled below.
+                    await loading.ConfigureAwait(false);
+                    throw;
+                }
+                // The pipe is closed: the engine has the whole layer.
+                again.Dispose();
+            }
+            await loading.ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // Cancelled once the engine had the whole layer: undo the load (nothing was tagged yet).
+                if (!existedBefore && await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), CancellationToken.None).ConfigureAwait(false) is { } made)
+                    await _engine.RemoveImageAsync(made, CancellationToken.None).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            if (again is null || again.DiffId != squashed.NewLayer.DiffId.ToString())
+            {
+                // The second pass wrote other bytes (the layer directories changed): the engine refused them.
+                squashed.Dispose();
+                return null;
+            }
+            if (await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), cancellationToken).ConfigureAwait(false) is { } id)
+                return (squashed, id, false);
+            squashed.Dispose();
+            return (null, null, true);
+        }
+        catch (Exception e) when (e is EngineException or ArchiveUpload.ClosedException && !cancellationToken.IsCancellationRequested)
+        {
+            // The engine turned the archive down: squash again into a file and load a full archive, as LoadAsync does.
+            await EndAsync(upload, stop, loading, released ? null : sent, sent is not null).ConfigureAwait(false);
+            squashed?.Dispose();
+            return (null, null, true);
+        }
+        catch
+        {
+            await EndAsync(upload, stop, loading, released ? null : sent, sent is not null).ConfigureAwait(false);
+            squashed?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Ends a piped load that failed: an upload still going is cut short; a complete one, whose pipe was closed
+    /// early or never written, fails in the engine on its own (an empty or truncated layer, or its diffID). The
+    /// <paramref name="pipe"/> of a complete upload that never got as far as opening it is opened and closed, so
+    /// the engine does not wait for it for ever.
+    /// </summary>
+    private static async Task EndAsync(ArchiveUpload upload, CancellationTokenSource stop, Task loading, string? pipe, bool sent)
+    {
+        if (!sent)
+        {
+            await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            if (pipe is not null && await LoadPipe.OpenWriterAsync(pipe, loading, CancellationToken.None).ConfigureAwait(false) is { } opened)
+                await opened.DisposeAsync().ConfigureAwait(false);
+            await loading.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is EngineException or OperationCanceledException or IOException or HttpRequestException)
+        {
+            // Expected: the engine refused what it read from the pipe.
         }
     }
 

@@ -45,11 +45,48 @@ public static class StreamedDockerArchive
         using var block = new MemoryStream();
         var tar = new TarArchiveWriter(block, modificationTime);
         tar.EndMember(layerSize);
-        var layerPaths = image.Layers.Take(omittedLayers).Select(l => $"{l.DiffId.Hex}/layer.tar").Append(LayerPath).ToList();
+        ConfigAndManifest(tar, image, LayerPath);
+        return block.ToArray();
+    }
+
+    /// <summary>
+    /// The head of an archive whose new layer is a named pipe: the directory <paramref name="directory"/> (a
+    /// name unique to this load, by which the pipe is found) and, in it, <c>layer.tar</c> as a FIFO member.
+    /// The engine creates the pipe as it unpacks the archive, then reads the layer from it when it loads that
+    /// layer, while the layer is written into it (see EngineSquashService in LayerTool.Docker).
+    /// </summary>
+    public static byte[] PipedHead(string directory, DateTimeOffset modificationTime)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        using var block = new MemoryStream();
+        var tar = new TarArchiveWriter(block, modificationTime);
+        tar.AddDirectory(directory);
+        tar.AddFifo(PipedLayerPath(directory));
+        return block.ToArray();
+    }
+
+    /// <summary>The rest of an archive begun with <see cref="PipedHead"/>: the config and a manifest naming the
+    /// base's layers (as <see cref="Suffix"/> does) and the pipe as the new layer.</summary>
+    public static byte[] PipedSuffix(IImage image, int omittedLayers, string directory, DateTimeOffset modificationTime)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (omittedLayers != image.Layers.Count - 1)
+            throw new ArgumentException("a streamed archive carries exactly one layer, the last one", nameof(omittedLayers));
+        using var block = new MemoryStream();
+        ConfigAndManifest(new TarArchiveWriter(block, modificationTime), image, PipedLayerPath(directory));
+        return block.ToArray();
+    }
+
+    /// <summary>The pipe's path in an archive begun with <see cref="PipedHead"/>.</summary>
+    public static string PipedLayerPath(string directory) => $"{directory}/layer.tar";
+
+    private static void ConfigAndManifest(TarArchiveWriter tar, IImage image, string newLayerPath)
+    {
+        var layerPaths = image.Layers.Take(image.Layers.Count - 1).Select(l => $"{l.DiffId.Hex}/layer.tar").Append(newLayerPath).ToList();
         var configPath = $"{image.Config.Digest.Hex}.json";
         tar.AddFile(configPath, image.Config.Bytes.Span);
         tar.AddFile(DockerArchiveManifest.FileName, DockerArchiveManifest.ToBytes([new DockerArchiveManifest(configPath, [], layerPaths)]));
         tar.Finish();
-        return block.ToArray();
     }
 }

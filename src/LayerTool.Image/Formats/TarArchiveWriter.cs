@@ -85,6 +85,13 @@ internal sealed class TarArchiveWriter
         WriteHeader(name, '0', size, 0x1a4);
     }
 
+    /// <summary>A named pipe (FIFO) member, mode 0600: no data; whoever unpacks the archive creates the pipe.</summary>
+    public void AddFifo(string name)
+    {
+        Claim(name);
+        WriteHeader(name, '6', 0, 0x180);
+    }
+
     /// <summary>A small member written synchronously (for an in-memory output).</summary>
     public void AddFile(string name, ReadOnlySpan<byte> data)
     {

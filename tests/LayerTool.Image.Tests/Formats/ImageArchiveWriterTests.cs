@@ -186,6 +186,43 @@ public class ImageArchiveWriterTests
         Should.Throw<ArgumentException>(() => StreamedDockerArchive.Suffix(squashed, 1, layer.Length, DateTimeOffset.UnixEpoch));
     }
 
+    [Fact]
+    public void A_piped_partial_archive_has_the_layer_as_a_fifo_member_and_a_manifest_naming_the_base_layers_and_the_pipe()
+    {
+        using var dir = new TempDir();
+        var baseImage = TestImage.Create(2, "base");
+        using var baseSave = ImageArchive.Open(TestArchives.WriteTar(dir.File("base.tar"), TestArchives.DockerArchive(baseImage, ["base:1"])));
+        var b = baseSave.GetImage();
+        var diffId = Digest.Compute(TestImage.LayerTar(("new.txt", "piped")));
+        var config = SquashConfig.Create(new SquashConfigOptions { Final = b.Config, Base = b.Config, NewLayerDiffId = diffId, BaseName = "base:1" });
+        var squashed = new ComposedImage(config, [.. b.Layers, new DescribedLayer(diffId, null)]);
+
+        var head = StreamedDockerArchive.PipedHead("layertool-0123", DateTimeOffset.UnixEpoch);
+        head.Length.ShouldBe(1024, "two header blocks: the directory and the pipe");
+        var suffix = StreamedDockerArchive.PipedSuffix(squashed, b.Layers.Count, "layertool-0123", DateTimeOffset.UnixEpoch);
+        var archive = dir.File("piped.tar");
+        File.WriteAllBytes(archive, [.. head, .. suffix]);
+
+        using (var reader = new System.Formats.Tar.TarReader(File.OpenRead(archive)))
+        {
+            var entries = new List<(string Name, System.Formats.Tar.TarEntryType Type, long Length)>();
+            while (reader.GetNextEntry() is { } entry) entries.Add((entry.Name, entry.EntryType, entry.Length));
+            entries.Select(e => (e.Name, e.Type)).ShouldBe([
+                ("layertool-0123/", System.Formats.Tar.TarEntryType.Directory),
+                ("layertool-0123/layer.tar", System.Formats.Tar.TarEntryType.Fifo),
+                ($"{config.Digest.Hex}.json", System.Formats.Tar.TarEntryType.RegularFile),
+                ("manifest.json", System.Formats.Tar.TarEntryType.RegularFile),
+            ]);
+            entries[1].Length.ShouldBe(0);
+        }
+        var manifest = DockerArchiveManifest.ParseAll(TestArchives.Member(archive, "manifest.json")).Single();
+        manifest.Config.ShouldBe($"{config.Digest.Hex}.json");
+        manifest.Layers.ShouldBe([.. b.Layers.Select(l => $"{l.DiffId.Hex}/layer.tar"), StreamedDockerArchive.PipedLayerPath("layertool-0123")]);
+        TestArchives.Member(archive, manifest.Config).ShouldBe(config.Bytes.ToArray());
+        Should.Throw<ArgumentException>(() => StreamedDockerArchive.PipedSuffix(squashed, 1, "layertool-0123", DateTimeOffset.UnixEpoch));
+        Should.Throw<ArgumentException>(() => StreamedDockerArchive.PipedHead("", DateTimeOffset.UnixEpoch));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
