@@ -440,6 +440,7 @@ public sealed class EngineSquashService : ISquashService
                             TempDirectory = spec.TempDirectory,
                             ReopenContent = spec.ReopenContent,
                             HashWrittenContent = false,
+                            HashLayer = false, // the engine checks the diffID of what it reads against the config
                         }, cancellationToken).ConfigureAwait(false);
                     }
                 }
@@ -460,7 +461,7 @@ public sealed class EngineSquashService : ISquashService
                     await _engine.RemoveImageAsync(made, CancellationToken.None).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
-            if (again is null || again.DiffId != squashed.NewLayer.DiffId.ToString())
+            if (again is null || again.Size != squashed.LayerSize)
             {
                 // The second pass wrote other bytes (the layer directories changed): the engine refused them.
                 squashed.Dispose();

@@ -127,7 +127,7 @@ public static class LayerDiff
             _options = options;
             _final = new FsIndexStoreWriter(null, options.TempDirectory);
             _log = new WrittenEntryLog(options.TempDirectory);
-            _writer = options.MeasureOnly ? LayerTarWriter.ForMeasuring() : new LayerTarWriter(output, leaveOpen: true, _log.Append, options.HashWrittenContent);
+            _writer = options.MeasureOnly ? LayerTarWriter.ForMeasuring() : new LayerTarWriter(output, leaveOpen: true, _log.Append, options.HashWrittenContent, options.HashLayer);
             _baseWalk = baseIndex.Nodes().GetEnumerator();
             _spill = new Spill(options.SpillThreshold, options.TempDirectory);
             AdvanceBase();

@@ -49,6 +49,13 @@ public sealed record LayerDiffOptions
     /// Files compared with the base are hashed either way.
     /// </summary>
     public bool HashWrittenContent { get; init; } = true;
+
+    /// <summary>
+    /// Compute the layer's diffID (the default). False leaves <see cref="LayerDiffResult.DiffId"/> zeros and saves
+    /// a SHA-256 pass over the whole layer: for writing again a layer whose diffID is already known, to a reader
+    /// that checks it (an engine loading the layer checks it against the config's).
+    /// </summary>
+    public bool HashLayer { get; init; } = true;
 }
 
 /// <summary>What <see cref="LayerDiff"/> produced.</summary>

@@ -23,6 +23,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly List<WrittenLayerEntry>? _written;
     private readonly Action<WrittenLayerEntry>? _onWritten;
     private readonly bool _hashContent = true;
+    private readonly bool _hashLayer = true;
     private bool _measuring; // see ForMeasuring
     private byte[]? _digest;
 
@@ -45,12 +46,14 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     /// <param name="onWritten">Receives every entry written.</param>
     /// <param name="hashContent">False: record <see cref="WrittenLayerEntry.Identity"/> for a file instead of
     /// the SHA-256 of its content (see <see cref="LayerDiffOptions.HashWrittenContent"/>).</param>
-    public LayerTarWriter(Stream output, bool leaveOpen, Action<WrittenLayerEntry> onWritten, bool hashContent = true)
+    /// <param name="hashLayer">False: no diffID (zeros; see <see cref="LayerDiffOptions.HashLayer"/>).</param>
+    public LayerTarWriter(Stream output, bool leaveOpen, Action<WrittenLayerEntry> onWritten, bool hashContent = true, bool hashLayer = true)
         : this(output, leaveOpen)
     {
         ArgumentNullException.ThrowIfNull(onWritten);
         _onWritten = onWritten;
         _hashContent = hashContent;
+        _hashLayer = hashLayer;
     }
 
     private bool Recording => _written is not null || _onWritten is not null;
@@ -229,7 +232,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         }
         await WriteAsync(Zeros, cancellationToken).ConfigureAwait(false);
         await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
-        _digest = _sha.GetHashAndReset();
+        _digest = _hashLayer ? _sha.GetHashAndReset() : new byte[32];
     }
 
     private async ValueTask CopyContentAsync(LayerEntry entry, Stream content, long size, IncrementalHash? fileHash, CancellationToken ct)
@@ -256,7 +259,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         if (data.IsEmpty) return;
-        _sha.AppendData(data.Span);
+        if (_hashLayer) _sha.AppendData(data.Span);
         await _output.WriteAsync(data, ct).ConfigureAwait(false);
         BytesWritten += data.Length;
     }

@@ -81,6 +81,15 @@ internal static class DiffHarness
             var check = await LayerVerifier.VerifyWritten(baseIndex, unhashed.WrittenEntries, unhashed.FinalIndex, CancellationToken.None);
             check.ShouldBeEmpty(string.Join("\n", check));
         }
+        // Without the diffID (a second pass whose reader checks it), the same bytes.
+        await using (var reader5 = new LayerTarReader(new MemoryStream(flat)))
+        using (var again = new MemoryStream())
+        using (var undigested = await LayerDiff.WriteAsync(baseIndex, reader5, again, options with { HashLayer = false, HashWrittenContent = false, ReopenContent = ContentReopeners.FromTar(Opener(flat)) }, CancellationToken.None))
+        {
+            again.ToArray().ShouldBe(layer);
+            undigested.Size.ShouldBe(layer.Length);
+            undigested.DiffId.ShouldBe("sha256:" + new string('0', 64));
+        }
 
         // The tree-building check (an independent implementation) agrees.
         (await LayerVerifier.VerifyInMemoryAsync(baseIndex, new MemoryStream(layer), result.FinalIndex, CancellationToken.None)).ShouldBeEmpty();
