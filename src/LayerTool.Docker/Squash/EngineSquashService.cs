@@ -426,8 +426,15 @@ public sealed class EngineSquashService : ISquashService
             var existedBefore = await existing.ConfigureAwait(false) is not null;
             progress?.Report(new SquashProgress("load", 0, null));
             LayerDiffResult? again = null;
-            var pipe = await LoadPipe.OpenWriterAsync(pipePath, loading, cancellationToken).ConfigureAwait(false);
-            released = true;
+            Stream? pipe;
+            try
+            {
+                pipe = await LoadPipe.OpenWriterAsync(pipePath, loading, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                released = true; // opened (and closed, when cancelled), or the load ended: the engine waits for nothing
+            }
             if (pipe is not null)
             {
                 try
@@ -454,21 +461,22 @@ public sealed class EngineSquashService : ISquashService
                 again.Dispose();
             }
             await loading.ConfigureAwait(false);
+            var id = await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), CancellationToken.None).ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested)
             {
                 // Cancelled once the engine had the whole layer: undo the load (nothing was tagged yet).
-                if (!existedBefore && await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), CancellationToken.None).ConfigureAwait(false) is { } made)
-                    await _engine.RemoveImageAsync(made, CancellationToken.None).ConfigureAwait(false);
+                if (!existedBefore && id is not null) await _engine.RemoveImageAsync(id, CancellationToken.None).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
             if (again is null || again.Size != squashed.LayerSize)
             {
-                // The second pass wrote other bytes (the layer directories changed): the engine refused them.
+                // The second pass wrote other bytes (the layer directories changed), which the engine cannot have
+                // taken for the layer (its diffID): squash again.
                 squashed.Dispose();
                 return null;
             }
-            if (await LoadedIdAsync(squashed.ImageId.ToString(), ExpectedLayers(squashed), cancellationToken).ConfigureAwait(false) is { } id)
-                return (squashed, id, false);
+            if (id is not null) return (squashed, id, false);
+            // The engine loaded something else: squash again into a file and load a full archive, as LoadAsync does.
             squashed.Dispose();
             return (null, null, true);
         }
