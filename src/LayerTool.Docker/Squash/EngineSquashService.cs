@@ -290,17 +290,7 @@ public sealed class EngineSquashService : ISquashService
     {
         var upload = new ArchiveUpload();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var loading = Task.Run(async () =>
-        {
-            try
-            {
-                await _engine.LoadImageAsync(upload.Body, stop.Token).ConfigureAwait(false);
-            }
-            finally
-            {
-                upload.RequestEnded();
-            }
-        }, CancellationToken.None);
+        var loading = StartLoad(upload, stop.Token);
         SquashedImage? squashed = null;
         try
         {
@@ -378,17 +368,7 @@ public sealed class EngineSquashService : ISquashService
         // or not the request is still there, and only the request's end tells that it will never open the pipe.
         // Before that, a cancelled squash cuts the upload short itself (AbandonAsync).
         using var stop = new CancellationTokenSource();
-        var loading = Task.Run(async () =>
-        {
-            try
-            {
-                await _engine.LoadImageAsync(upload.Body, stop.Token).ConfigureAwait(false);
-            }
-            finally
-            {
-                upload.RequestEnded();
-            }
-        }, CancellationToken.None);
+        var loading = StartLoad(upload, stop.Token);
         SquashedImage? squashed = null;
         string? sent = null; // the pipe, once the whole archive is sent
         var released = false; // the pipe was opened for the engine (or the load ended without it)
@@ -483,34 +463,34 @@ public sealed class EngineSquashService : ISquashService
         catch (Exception e) when (e is EngineException or ArchiveUpload.ClosedException && !cancellationToken.IsCancellationRequested)
         {
             // The engine turned the archive down: squash again into a file and load a full archive, as LoadAsync does.
-            await EndAsync(upload, stop, loading, released ? null : sent, sent is not null).ConfigureAwait(false);
+            await EndAsync(upload, stop, loading, sent, released).ConfigureAwait(false);
             squashed?.Dispose();
             return (null, null, true);
         }
         catch
         {
-            await EndAsync(upload, stop, loading, released ? null : sent, sent is not null).ConfigureAwait(false);
+            await EndAsync(upload, stop, loading, sent, released).ConfigureAwait(false);
             squashed?.Dispose();
             throw;
         }
     }
 
     /// <summary>
-    /// Ends a piped load that failed: an upload still going is cut short; a complete one, whose pipe was closed
-    /// early or never written, fails in the engine on its own (an empty or truncated layer, or its diffID). The
-    /// <paramref name="pipe"/> of a complete upload that never got as far as opening it is opened and closed, so
-    /// the engine does not wait for it for ever.
+    /// Ends a piped load that failed: an upload still going (no <paramref name="sentPipe"/> yet) is cut short; a
+    /// complete one, whose pipe was closed early or never written, fails in the engine on its own (an empty or
+    /// truncated layer, or its diffID). A pipe not <paramref name="released"/> yet is opened and closed, so the
+    /// engine does not wait for it for ever.
     /// </summary>
-    private static async Task EndAsync(ArchiveUpload upload, CancellationTokenSource stop, Task loading, string? pipe, bool sent)
+    private static async Task EndAsync(ArchiveUpload upload, CancellationTokenSource stop, Task loading, string? sentPipe, bool released)
     {
-        if (!sent)
+        if (sentPipe is null)
         {
             await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
             return;
         }
         try
         {
-            if (pipe is not null && await LoadPipe.OpenWriterAsync(pipe, loading, CancellationToken.None).ConfigureAwait(false) is { } opened)
+            if (!released && await LoadPipe.OpenWriterAsync(sentPipe, loading, CancellationToken.None).ConfigureAwait(false) is { } opened)
                 await opened.DisposeAsync().ConfigureAwait(false);
             await loading.ConfigureAwait(false);
         }
@@ -519,6 +499,20 @@ public sealed class EngineSquashService : ISquashService
             // Expected: the engine refused what it read from the pipe.
         }
     }
+
+    /// <summary>Starts the load request whose body is <paramref name="upload"/>'s; the task ends with the request
+    /// (and a writer still writing then gets <see cref="ArchiveUpload.ClosedException"/>).</summary>
+    private Task StartLoad(ArchiveUpload upload, CancellationToken requestToken) => Task.Run(async () =>
+    {
+        try
+        {
+            await _engine.LoadImageAsync(upload.Body, requestToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            upload.RequestEnded();
+        }
+    }, CancellationToken.None);
 
     /// <summary>Cuts an upload short (the engine then loads nothing) and waits for the request to end.</summary>
     private static async Task AbandonAsync(ArchiveUpload upload, CancellationTokenSource stop, Task loading)
