@@ -448,7 +448,9 @@ public sealed class EngineSquashService : ISquashService
                 if (!existedBefore && id is not null) await _engine.RemoveImageAsync(id, CancellationToken.None).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
-            if (again is null || again.Size != squashed.LayerSize)
+            // No second pass at all (the load ended without opening the pipe) is an engine that had the layer
+            // already, from an earlier squash of the same image: it skips loading a layer it has.
+            if (again is not null && again.Size != squashed.LayerSize)
             {
                 // The second pass wrote other bytes (the layer directories changed), which the engine cannot have
                 // taken for the layer (its diffID): squash again.

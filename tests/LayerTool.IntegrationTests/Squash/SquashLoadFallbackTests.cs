@@ -200,6 +200,31 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task A_piped_squash_whose_layer_the_engine_has_already_loads_once_without_the_pipe_being_read()
+    {
+        var image = await _h.BuildAsync("piped-twice", Big);
+        var first = _h.Track(_h.Name("piped-twice-1"));
+        var one = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
+            .SquashAsync(new SquashRequest(image, Busybox, [first]), null, CancellationToken.None);
+
+        // The same squash again (another time, so another config): the engine has the layer and never opens the pipe.
+        var second = _h.Track(_h.Name("piped-twice-2"));
+        var watching = new WatchingEngine(_h.Images);
+        var two = await new EngineSquashService(watching, new EngineSquashSettings(_h.CacheDir) { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(1)) })
+            .SquashAsync(new SquashRequest(image, Busybox, [second]), null, CancellationToken.None);
+        watching.SeekableBodies.ShouldBe([false], "one load, through the pipe's archive");
+        two.LayerDiffId.ShouldBe(one.LayerDiffId);
+        two.ImageId.ShouldNotBe(one.ImageId);
+        await _h.ShouldBeSquashOfAsync(second, image, Busybox);
+        (await LeftoverPipesAsync(image)).ShouldBeEmpty();
+    }
+
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    [Fact]
     public async Task Without_the_pipe_the_fast_path_streams_the_partial_archive_while_it_writes_the_layer()
     {
         var image = await _h.BuildAsync("streamed", Big);
