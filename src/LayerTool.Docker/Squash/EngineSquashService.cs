@@ -27,7 +27,7 @@ public sealed record EngineSquashSettings(string CacheDirectory, string? TempDir
 
     /// <summary>How long the pipe may take to appear in the engine's temp directory once the squash's first pass
     /// is done (the engine makes it as soon as it receives the archive's head); after that the layer is streamed
-    /// inside the archive instead.</summary>
+    /// inside the archive instead. When no upload at all is being unpacked there, a second is enough.</summary>
     public TimeSpan LoadPipeWait { get; init; } = TimeSpan.FromSeconds(10);
 }
 
@@ -368,6 +368,8 @@ public sealed class EngineSquashService : ISquashService
         // or not the request is still there, and only the request's end tells that it will never open the pipe.
         // Before that, a cancelled squash cuts the upload short itself (AbandonAsync).
         using var stop = new CancellationTokenSource();
+        var importsBefore = LoadPipe.Imports(engineTemp);
+        var uploadStarted = DateTime.UtcNow;
         var loading = StartLoad(upload, stop.Token);
         SquashedImage? squashed = null;
         string? sent = null; // the pipe, once the whole archive is sent
@@ -383,7 +385,7 @@ public sealed class EngineSquashService : ISquashService
                 await AbandonAsync(upload, stop, loading).ConfigureAwait(false);
                 return (squashed, null, false);
             }
-            if (await LoadPipe.FindAsync(engineTemp, directory, loading, _settings.LoadPipeWait, cancellationToken).ConfigureAwait(false) is not { } pipePath)
+            if (await LoadPipe.FindAsync(engineTemp, directory, importsBefore, uploadStarted, loading, _settings.LoadPipeWait, cancellationToken).ConfigureAwait(false) is not { } pipePath)
             {
                 // A load that ended already failed (its error is the engine's answer); else the engine unpacks
                 // uploads somewhere LayerTool does not see (DOCKER_TMPDIR): stream the layer in the archive.

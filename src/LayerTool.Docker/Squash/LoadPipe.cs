@@ -15,14 +15,35 @@ namespace LayerTool.Docker.Squash;
 /// </summary>
 internal static class LoadPipe
 {
-    /// <summary>
-    /// The path of the pipe the engine unpacked from an archive begun with <c>PipedHead(directory)</c>, or null
-    /// when it does not appear within <paramref name="wait"/> (the engine unpacks elsewhere, e.g. <c>DOCKER_TMPDIR</c>)
-    /// or the load has ended.
-    /// </summary>
-    public static async Task<string?> FindAsync(string engineTemp, string directory, Task loading, TimeSpan wait, CancellationToken cancellationToken)
+    /// <summary>How long to wait for the pipe when no load has started unpacking in the engine's temp directory
+    /// since the upload began: an engine that unpacks there makes its import directory on the first bytes.</summary>
+    internal static readonly TimeSpan NoImportWait = TimeSpan.FromSeconds(1);
+
+    /// <summary>The engine's import directories now (names), to tell the ones that appear later.</summary>
+    public static HashSet<string> Imports(string engineTemp)
     {
-        var deadline = DateTime.UtcNow + wait;
+        try
+        {
+            return [.. Directory.EnumerateDirectories(engineTemp, "docker-import-*").Select(Path.GetFileName).OfType<string>()];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>
+    /// The path of the pipe the engine unpacked from an archive begun with <c>PipedHead(directory)</c>; null when
+    /// the load has ended, or the pipe has not appeared within <paramref name="wait"/> from now, or
+    /// <see cref="NoImportWait"/> after <paramref name="uploadStarted"/> no import directory other than
+    /// <paramref name="before"/> (those there before the upload began) has appeared either: the engine unpacks
+    /// elsewhere (<c>DOCKER_TMPDIR</c>).
+    /// </summary>
+    public static async Task<string?> FindAsync(string engineTemp, string directory, IReadOnlySet<string> before, DateTime uploadStarted, Task loading,
+        TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var start = DateTime.UtcNow;
+        var importSeen = false;
         while (true)
         {
             try
@@ -31,6 +52,7 @@ internal static class LoadPipe
                 {
                     var path = Path.Combine(import, StreamedDockerArchive.PipedLayerPath(directory));
                     if (NativeFs.Lstat(NativeFs.Z(Encoding.UTF8.GetBytes(path))) is { IsFifo: true }) return path;
+                    importSeen |= !before.Contains(Path.GetFileName(import));
                 }
             }
             catch (IOException)
@@ -38,7 +60,8 @@ internal static class LoadPipe
                 // An import directory removed while listed (another load ended), or the temp directory itself
                 // gone (the engine restarted): look again, until the deadline.
             }
-            if (loading.IsCompleted || DateTime.UtcNow > deadline) return null;
+            var now = DateTime.UtcNow;
+            if (loading.IsCompleted || now - start > wait || (!importSeen && now - uploadStarted > NoImportWait)) return null;
             await Task.Delay(2, cancellationToken).ConfigureAwait(false);
         }
     }
