@@ -362,7 +362,9 @@ public sealed class EngineSquashService : ISquashService
     private async Task<(SquashedImage? Squashed, string? LoadedId, bool PartialRefused)?> SquashThroughPipeAsync(SquashSpec spec, string engineTemp,
         IProgress<long>? bytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
     {
-        var directory = $"layertool-{Guid.NewGuid():N}";
+        var directory = LoadPipe.NewDirectoryName();
+        // A load left waiting on its pipe by a LayerTool killed at the wrong moment is ended first.
+        LoadPipe.ReleaseOrphans(engineTemp);
         var upload = new ArchiveUpload();
         // Not linked to the caller's token: once the archive is complete the engine goes on with the load whether
         // or not the request is still there, and only the request's end tells that it will never open the pipe.

@@ -62,6 +62,39 @@ public sealed class LoadPipeTests : IDisposable
     }
 
     [Fact]
+    public async Task Releases_a_pipe_an_engine_waits_on_when_its_process_is_gone_and_only_then()
+    {
+        var orphan = Path.Combine(_temp, "docker-import-1", "layertool-999999999-0a1b", "layer.tar"); // no such process
+        var live = Path.Combine(_temp, "docker-import-2", $"layertool-{Environment.ProcessId}-0a1b", "layer.tar");
+        MakeFifo(orphan);
+        MakeFifo(live);
+        LoadPipe.NewDirectoryName().ShouldStartWith($"layertool-{Environment.ProcessId}-");
+        LoadPipe.ReleaseOrphans(_temp).ShouldBe(0, "nobody reads either pipe yet");
+
+        // Readers waiting as the engine does (a blocking open until a writer comes), then reading to the end.
+        static Task<int> ReaderAsync(string path) => Task.Factory.StartNew(() =>
+        {
+            using var pipe = new FileStream(path, FileMode.Open, FileAccess.Read);
+            return pipe.Read(new byte[16]);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var orphanReader = ReaderAsync(orphan);
+        var liveReader = ReaderAsync(live);
+        var released = 0;
+        for (var i = 0; i < 500 && released == 0; i++)
+        {
+            await Task.Delay(10);
+            released = LoadPipe.ReleaseOrphans(_temp);
+        }
+        released.ShouldBe(1);
+        (await orphanReader.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(0, "the reader got an empty layer");
+        liveReader.IsCompleted.ShouldBeFalse("the live process's pipe is left to it");
+
+        // Release the live reader as its process would.
+        using (var writer = new FileStream(live, FileMode.Open, FileAccess.Write)) { }
+        (await liveReader.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(0);
+    }
+
+    [Fact]
     public async Task Stops_looking_when_the_load_has_ended()
     {
         Directory.CreateDirectory(Path.Combine(_temp, "docker-import-5"));

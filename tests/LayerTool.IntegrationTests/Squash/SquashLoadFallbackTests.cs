@@ -2,6 +2,8 @@ using LayerTool.Build;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Image;
+using LayerTool.Image.Formats;
 
 namespace LayerTool.IntegrationTests.Squash;
 
@@ -286,6 +288,33 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var again = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
             .SquashAsync(new SquashRequest(image, Busybox, [tag], Timestamp: time), null, CancellationToken.None);
         again.ImageId.ShouldBe(expected.ImageId);
+    }
+
+    [Fact]
+    public async Task A_load_left_waiting_on_its_pipe_by_a_killed_layertool_is_ended_by_the_next_piped_squash()
+    {
+        // What a LayerTool killed (SIGKILL) right after sending the manifest leaves: a load whose engine waits on
+        // the pipe, from a process that is gone (no process has ID 999999999).
+        var config = ImageConfig.Parse("""
+            {"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}
+            """u8);
+        var orphan = new ComposedImage(config, [new DescribedLayer(config.DiffIds[0], null)]);
+        var archive = new MemoryStream([
+            .. StreamedDockerArchive.PipedHead("layertool-999999999-0rphan", DateTimeOffset.UnixEpoch),
+            .. StreamedDockerArchive.PipedSuffix(orphan, 0, "layertool-999999999-0rphan", DateTimeOffset.UnixEpoch)]);
+        var waiting = _h.Images.LoadImageAsync(archive, CancellationToken.None);
+        var image = await _h.BuildAsync("piped-orphan", Big);
+        for (var i = 0; i < 200 && !(await LeftoverPipesAsync(image)).Any(p => p.EndsWith("layertool-999999999-0rphan", StringComparison.Ordinal)); i++)
+            await Task.Delay(50);
+        await Task.Delay(200);
+        waiting.IsCompleted.ShouldBeFalse("the engine waits on the pipe");
+
+        var tag = _h.Track(_h.Name("piped-orphan-sq"));
+        await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
+            .SquashAsync(new SquashRequest(image, Busybox, [tag]), null, CancellationToken.None);
+        (await Should.ThrowAsync<EngineException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)))).Message.ShouldContain("diffID");
+        (await LeftoverPipesAsync(image)).ShouldBeEmpty();
+        await _h.ShouldBeSquashOfAsync(tag, image, Busybox);
     }
 
     [Fact]
