@@ -35,24 +35,26 @@ internal static class LoadPipe
     public static int ReleaseOrphans(string engineTemp)
     {
         var released = 0;
-        try
+        foreach (var import in Imports(engineTemp))
         {
-            foreach (var import in Directory.EnumerateDirectories(engineTemp, "docker-import-*"))
+            try
             {
-                foreach (var mine in Directory.EnumerateDirectories(import, "layertool-*"))
+                foreach (var mine in Directory.EnumerateDirectories(Path.Combine(engineTemp, import), "layertool-*"))
                 {
-                    var parts = Path.GetFileName(mine).Split('-');
+                    var name = Path.GetFileName(mine);
+                    var parts = name.Split('-');
                     if (parts.Length != 3 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
                         || Directory.Exists($"/proc/{pid}"))
                         continue;
-                    using var handle = NativeFs.TryOpenPipeWriter(NativeFs.Z(Encoding.UTF8.GetBytes(Path.Combine(mine, "layer.tar"))), out _);
+                    var pipe = Path.Combine(engineTemp, import, StreamedDockerArchive.PipedLayerPath(name));
+                    using var handle = NativeFs.TryOpenPipeWriter(NativeFs.Z(Encoding.UTF8.GetBytes(pipe)), out _);
                     if (handle is not null) released++;
                 }
             }
-        }
-        catch (IOException)
-        {
-            // A load ended while its directory was listed: nothing of it to release.
+            catch (IOException)
+            {
+                // That load ended while its directory was listed: nothing of it to release; the others still are.
+            }
         }
         return released;
     }
