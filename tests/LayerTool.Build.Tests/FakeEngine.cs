@@ -58,6 +58,9 @@ public sealed class FakeEngine : IDockerEngine
     public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken)
     {
         if (Tags.TryGetValue(reference, out var id)) reference = id;
+        // As the engine: a name without a tag means :latest.
+        else if (!reference.StartsWith("sha256:", StringComparison.Ordinal) && !reference.Contains('@', StringComparison.Ordinal)
+                 && reference.LastIndexOf(':') <= reference.LastIndexOf('/') && Tags.TryGetValue(reference + ":latest", out var latest)) reference = latest;
         return Task.FromResult(Images.GetValueOrDefault(reference));
     }
 
