@@ -382,7 +382,8 @@ internal sealed class PlanCompiler
             {
                 Blank(lines, stage.From.Range.StartLine, stage.From.Range.EndLine);
                 lines[stage.From.Range.StartLine - 1] = "FROM " + continuation.Tag + (stage.Name is null ? "" : " AS " + stage.Name);
-                foreach (var instruction in stage.Instructions.Where(i => i.Range.StartLine <= continuation.Line && i is not ArgInstruction))
+                var cmd = CmdToKeep(stage, continuation.Line);
+                foreach (var instruction in stage.Instructions.Where(i => i.Range.StartLine <= continuation.Line && i is not ArgInstruction && i != cmd))
                     Blank(lines, instruction.Range.StartLine, instruction.Range.EndLine);
                 bodyAfter = continuation.Line;
             }
@@ -401,6 +402,20 @@ internal sealed class PlanCompiler
             }
         }
         return string.Join('\n', lines);
+    }
+
+    /// <summary>
+    /// The stage's last CMD before a COMPRESS at <paramref name="line"/>, when an ENTRYPOINT follows the COMPRESS: BuildKit
+    /// resets an inherited CMD at ENTRYPOINT but keeps one the stage set, so the continuation must set it again. Null
+    /// when a shell-form CMD would meet another SHELL than it was written under (the SHELL lines are gone).
+    /// </summary>
+    private static Instruction? CmdToKeep(Stage stage, int line)
+    {
+        if (!stage.Instructions.Any(i => i is EntrypointInstruction && i.Range.StartLine > line)) return null;
+        var cmd = stage.Instructions.LastOrDefault(i => i is CmdInstruction && i.Range.StartLine < line);
+        if (cmd is CmdInstruction { Command.IsJson: false } && stage.Instructions.Any(i => i is ShellInstruction && i.Range.StartLine > cmd.Range.StartLine && i.Range.StartLine < line))
+            return null;
+        return cmd;
     }
 
     /// <summary>The stages a build of <paramref name="target"/> truncated at a line needs, where compressed stages count as images.</summary>
