@@ -329,6 +329,50 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             return newId;
         });
 
+    public Task<bool> RemoveImageAsync(string reference, CancellationToken cancellationToken) =>
+        Call($"remove the image {reference}", async () =>
+        {
+            try
+            {
+                await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = false, NoPrune = true }, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (DockerImageNotFoundException)
+            {
+                return false;
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                return false;
+            }
+        });
+
+    public Task<string> ReplaceOnBuildAsync(string imageId, IReadOnlyList<string>? onBuild, IReadOnlyList<string> tags, CancellationToken cancellationToken) =>
+        Call("load an image with other ONBUILD triggers", async () =>
+        {
+            ArgumentNullException.ThrowIfNull(tags);
+            if (!await CanReplaceStepConfigAsync(cancellationToken).ConfigureAwait(false))
+                throw new EngineException("changing an image's ONBUILD triggers needs an engine with the graph-driver image store (it loads a config without its layers)");
+            var id = imageId.StartsWith("sha256:", StringComparison.Ordinal) && imageId.Length == 71
+                ? imageId
+                : (await Client.Images.InspectImageAsync(imageId, cancellationToken).ConfigureAwait(false)).ID;
+            var raw = await RawConfigsAsync([id], cancellationToken).ConfigureAwait(false);
+            var root = JsonNode.Parse(raw[id])?.AsObject() ?? throw new EngineException($"the config of {imageId} is not a JSON object");
+            if (root["config"] is not JsonObject config)
+            {
+                config = [];
+                root["config"] = config;
+            }
+            config["OnBuild"] = onBuild is null ? null : Strings(onBuild);
+            var bytes = Utf8(root);
+            var hex = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            var repoTags = tags.Select(t => t.Contains('@', StringComparison.Ordinal) || t.LastIndexOf(':') > t.LastIndexOf('/') ? t : t + ":latest").ToList();
+            var manifest = DockerArchiveManifest.ToBytes([new DockerArchiveManifest(hex + ".json", repoTags, LayerFiles(bytes))]);
+            var error = await LoadConfigArchiveAsync([(hex + ".json", bytes), (DockerArchiveManifest.FileName, manifest)], cancellationToken).ConfigureAwait(false);
+            if (error is not null) throw new EngineException($"loading the image with its ONBUILD triggers changed failed: {error}");
+            return "sha256:" + hex;
+        });
+
     private static JsonArray Strings(IEnumerable<string> values) => new([.. values.Select(v => (JsonNode?)JsonValue.Create(v))]);
 
     /// <summary>The layer paths a docker-archive manifest lists for a config (never read: the engine has the layers).</summary>

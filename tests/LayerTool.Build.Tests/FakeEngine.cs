@@ -53,11 +53,14 @@ public sealed class FakeEngine : IDockerEngine
         return id;
     }
 
-    private string NewId() => "sha256:" + Interlocked.Increment(ref _next).ToString("x64", System.Globalization.CultureInfo.InvariantCulture);
+    public string NewId() => "sha256:" + Interlocked.Increment(ref _next).ToString("x64", System.Globalization.CultureInfo.InvariantCulture);
 
     public Task<EngineImage?> InspectImageAsync(string reference, CancellationToken cancellationToken)
     {
         if (Tags.TryGetValue(reference, out var id)) reference = id;
+        // As the engine: a name without a tag means :latest.
+        else if (!reference.StartsWith("sha256:", StringComparison.Ordinal) && !reference.Contains('@', StringComparison.Ordinal)
+                 && reference.LastIndexOf(':') <= reference.LastIndexOf('/') && Tags.TryGetValue(reference + ":latest", out var latest)) reference = latest;
         return Task.FromResult(Images.GetValueOrDefault(reference));
     }
 
@@ -187,5 +190,26 @@ public sealed class FakeEngine : IDockerEngine
     {
         Tags[reference] = imageId;
         return Task.CompletedTask;
+    }
+
+    /// <summary>References removed through <see cref="RemoveImageAsync"/>, in order.</summary>
+    public List<string> Removed { get; } = [];
+
+    public Task<bool> RemoveImageAsync(string reference, CancellationToken cancellationToken)
+    {
+        lock (Removed) Removed.Add(reference);
+        if (!Tags.TryRemove(reference, out var id)) return Task.FromResult(false);
+        if (!Tags.Values.Contains(id)) Images.TryRemove(id, out _);
+        return Task.FromResult(true);
+    }
+
+    public Task<string> ReplaceOnBuildAsync(string imageId, IReadOnlyList<string>? onBuild, IReadOnlyList<string> tags, CancellationToken cancellationToken)
+    {
+        if (Tags.TryGetValue(imageId, out var byTag)) imageId = byTag;
+        var old = Images[imageId];
+        var id = NewId();
+        Images[id] = old with { Id = id, Config = old.Config with { OnBuild = onBuild } };
+        foreach (var t in tags) Tags[t] = id;
+        return Task.FromResult(id);
     }
 }

@@ -70,6 +70,20 @@ public interface IDockerEngine
     /// image IDs are config digests and which loads an archive without the layers it has).
     /// </summary>
     Task<bool> CanReplaceStepConfigAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Removes the image reference <paramref name="reference"/> (a tag): the tag goes, and the image with it when
+    /// no other reference names it and nothing uses it (its parents are never pruned). Returns false when the
+    /// engine has no such reference.
+    /// </summary>
+    Task<bool> RemoveImageAsync(string reference, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Loads a copy of <paramref name="imageId"/> that differs only in its config's ONBUILD list, which becomes
+    /// <paramref name="onBuild"/> (null: none), tagged <paramref name="tags"/>; no layer is sent (the engine has
+    /// them). Returns the copy's ID. Needs what <see cref="ReplaceStepConfigAsync"/> needs.
+    /// </summary>
+    Task<string> ReplaceOnBuildAsync(string imageId, IReadOnlyList<string>? onBuild, IReadOnlyList<string> tags, CancellationToken cancellationToken);
 }
 
 /// <summary>An image as the engine describes it.</summary>
