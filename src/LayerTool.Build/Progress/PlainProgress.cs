@@ -157,7 +157,7 @@ public sealed class PlainProgress(TextWriter writer) : IBuildKitProgress
     }
 
     /// <summary><c>transferring context: 2B done</c>, <c>sha256:... 1.2MB / 3.4MB 0.5s</c>.</summary>
-    internal static string StatusText(VertexStatusUpdate s)
+    public static string StatusText(VertexStatusUpdate s)
     {
         var text = new StringBuilder(s.Id);
         if (s.Total != 0) text.Append(' ').Append(HumanBytes(s.Current)).Append(" / ").Append(HumanBytes(s.Total));
@@ -170,7 +170,7 @@ public sealed class PlainProgress(TextWriter writer) : IBuildKitProgress
     }
 
     /// <summary>go-units' decimal sizes as docker prints them: <c>2B</c>, <c>1.23kB</c>, <c>45.6MB</c>.</summary>
-    internal static string HumanBytes(long bytes)
+    public static string HumanBytes(long bytes)
     {
         string[] units = ["B", "kB", "MB", "GB", "TB"];
         double value = bytes;
