@@ -7,7 +7,7 @@ namespace LayerTool.Build.Progress;
 /// docker's BuildKit <c>--progress plain</c> output: a block per vertex (<c>#5 [2/3] RUN ...</c>, its digest,
 /// sub-tasks, log lines <c>#5 0.123 text</c> timed from the vertex's start) ending in <c>#5 CACHED</c>,
 /// <c>#5 DONE 0.1s</c>, <c>#5 ERROR: ...</c> or <c>#5 CANCELED</c>; blocks apart by an empty line, and
-/// <c>#5 ...</c> when another vertex's output interrupts one that is still running.
+/// <c>#5 ...</c> when another vertex's output interrupts one that is still running. Sub-tasks appear when they end.
 /// </summary>
 /// <remarks>
 /// docker chooses which running vertex to show next by how fast each produces output; this renderer is
@@ -56,15 +56,8 @@ public sealed class PlainProgress(TextWriter writer) : IBuildKitProgress
         }
     }
 
-    public void OnStream(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        lock (_gate)
-        {
-            writer.Write(text);
-            writer.Flush();
-        }
-    }
+    /// <summary>Ignored, as docker's BuildKit output does: the engine's <c>stream</c> lines ("Successfully tagged") repeat the trace.</summary>
+    public void OnStream(string text) { }
 
     public void OnImageId(string imageId) { }
 
@@ -125,7 +118,8 @@ public sealed class PlainProgress(TextWriter writer) : IBuildKitProgress
             _anything = true;
             _current = v.Digest;
         }
-        foreach (var s in v.Statuses.Where(s => state.StatusUpdates.Contains(s.Id)))
+        // A sub-task is printed when it ends, as docker's plain output shows it ("exporting layers 0.1s done").
+        foreach (var s in v.Statuses.Where(s => state.StatusUpdates.Contains(s.Id) && s.Completed is not null))
             writer.WriteLine($"#{v.Index} {StatusText(s)}");
         state.StatusUpdates.Clear();
         for (var i = 0; i < state.Logs.Count; i++)

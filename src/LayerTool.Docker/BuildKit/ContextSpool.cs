@@ -9,6 +9,8 @@ namespace LayerTool.Docker.BuildKit;
 /// the Dockerfile and <c>.dockerignore</c> included only when the rules keep them (the classic client adds
 /// them back; BuildKit does not). Written once to a temp tar (deleted at dispose) and reused for every build;
 /// each build's upload is that tar with, when needed, one more file (the Dockerfile to build) before its end.
+/// GNU format, not PAX: the engine's frontend decides whether the body is a tar from its first 1,024 bytes, and a
+/// PAX extended header before the first entry makes that look fail (the body is then read as a Dockerfile).
 /// </summary>
 internal sealed class ContextSpool : IDisposable
 {
@@ -38,7 +40,7 @@ internal sealed class ContextSpool : IDisposable
         var files = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            var writer = new TarWriter(file, TarEntryFormat.Pax, leaveOpen: true);
+            var writer = new TarWriter(file, TarEntryFormat.Gnu, leaveOpen: true);
             await using (writer.ConfigureAwait(false))
             {
                 await WriteDirectoryAsync(writer, context.Root, "", context.Rules, files, cancellationToken).ConfigureAwait(false);
@@ -71,11 +73,11 @@ internal sealed class ContextSpool : IDisposable
             var mtime = info.LastWriteTimeUtc;
             if (info.LinkTarget is { } target)
             {
-                await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, rel) { LinkName = target, Mode = (UnixFileMode)0x1FF, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
+                await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.SymbolicLink, rel) { LinkName = target, Mode = (UnixFileMode)0x1FF, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
             }
             else if (isDirectory)
             {
-                await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, rel + "/") { Mode = mode, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
+                await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, rel + "/") { Mode = mode, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
                 await WriteDirectoryAsync(writer, info.FullName, rel, rules, files, cancellationToken).ConfigureAwait(false);
             }
             else if (info is FileInfo f && IsRegular(f))
@@ -83,7 +85,7 @@ internal sealed class ContextSpool : IDisposable
                 var data = new FileStream(f.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 81920, FileOptions.Asynchronous | FileOptions.SequentialScan);
                 await using (data.ConfigureAwait(false))
                 {
-                    await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, rel) { Mode = mode, ModificationTime = mtime, DataStream = data }, cancellationToken).ConfigureAwait(false);
+                    await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.RegularFile, rel) { Mode = mode, ModificationTime = mtime, DataStream = data }, cancellationToken).ConfigureAwait(false);
                 }
                 files.Add(rel);
             }
@@ -101,14 +103,14 @@ internal sealed class ContextSpool : IDisposable
     public Stream Open(string? extraName, byte[]? extraContent)
     {
         var tail = new MemoryStream();
-        using (var writer = new TarWriter(tail, TarEntryFormat.Pax, leaveOpen: true))
+        using (var writer = new TarWriter(tail, TarEntryFormat.Gnu, leaveOpen: true))
         {
             if (extraName is not null && extraContent is not null)
             {
                 var directory = Path.GetDirectoryName(extraName)?.Replace('\\', '/');
                 if (!string.IsNullOrEmpty(directory))
-                    writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, directory + "/") { Mode = (UnixFileMode)0x1ED, ModificationTime = DateTimeOffset.UnixEpoch });
-                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, extraName)
+                    writer.WriteEntry(new GnuTarEntry(TarEntryType.Directory, directory + "/") { Mode = (UnixFileMode)0x1ED, ModificationTime = DateTimeOffset.UnixEpoch });
+                writer.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, extraName)
                 {
                     Mode = (UnixFileMode)0x1A4,
                     ModificationTime = DateTimeOffset.UnixEpoch,
