@@ -1,16 +1,33 @@
 using System.CommandLine;
 using LayerTool.Build;
 using LayerTool.Build.Execution;
+using LayerTool.Build.Frontend;
+using LayerTool.Build.Planning;
+using LayerTool.Build.Progress;
 using LayerTool.Docker;
+using LayerTool.Docker.BuildKit;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Docker.Dind;
 
 namespace LayerTool.Cli.Commands;
 
+/// <summary>Which builder runs a build: <c>--builder</c>, else <c>LAYERTOOL_BUILDER</c>, else auto.</summary>
+public enum BuilderChoice
+{
+    /// <summary>The engine's BuildKit when it has it and can read the Dockerfile, else the classic executor.</summary>
+    Auto,
+
+    /// <summary>The engine's embedded BuildKit, or an error.</summary>
+    BuildKit,
+
+    /// <summary>LayerTool's own step executor.</summary>
+    Classic,
+}
+
 /// <summary>
-/// <c>layertool build [OPTIONS] PATH</c>: docker build's flags, executed instruction by instruction by
-/// LayerTool's own builder (TAG and COMPRESS included). Progress goes to standard output, as docker's.
+/// <c>layertool build [OPTIONS] PATH</c>: docker build's flags, run on the engine's BuildKit or by LayerTool's own
+/// step executor (<c>--builder</c>; TAG and COMPRESS on the classic one for now). Progress goes to standard output.
 /// </summary>
 internal sealed class BuildCommand : Command
 {
@@ -37,8 +54,10 @@ internal sealed class BuildCommand : Command
         Add(SquashOption);
         Add(DindOption);
         Add(DindImageOption);
-        ProgressOption.AcceptOnlyFromAmong("auto", "plain", "json");
-        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), BindDind(result), context, c), ct));
+        Add(BuilderOption);
+        ProgressOption.AcceptOnlyFromAmong("auto", "plain", "tty", "json", "quiet");
+        BuilderOption.AcceptOnlyFromAmong("auto", "buildkit", "classic");
+        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), BindDind(result), BindBuilder(result), context, c), ct));
     }
 
     public Argument<string> ContextArgument { get; } = new("PATH") { Description = "The build context directory." };
@@ -63,7 +82,26 @@ internal sealed class BuildCommand : Command
 
     public Option<string[]> LabelOption { get; } = new("--label") { Description = "A label for the image, KEY=VALUE; repeatable.", HelpName = "KEY=VALUE" };
 
-    public Option<string> ProgressOption { get; } = new("--progress") { Description = "Output: auto, plain or json.", DefaultValueFactory = _ => "auto" };
+    public Option<string> ProgressOption { get; } = new("--progress") { Description = "Output: auto (tty on a terminal, else plain), plain, tty, json or quiet.", DefaultValueFactory = _ => "auto" };
+
+    public Option<string?> BuilderOption { get; } = new("--builder") { Description = "auto (the engine's BuildKit when it has it, else classic), buildkit or classic (default: $LAYERTOOL_BUILDER, else auto).", HelpName = "BUILDER" };
+
+    /// <summary>The builder and the progress style of one invocation (nothing runs).</summary>
+    public BuilderSelection BindBuilder(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var given = result.GetValue(BuilderOption);
+        var fromEnvironment = _environment("LAYERTOOL_BUILDER");
+        var text = given ?? (string.IsNullOrWhiteSpace(fromEnvironment) ? "auto" : fromEnvironment.Trim().ToLowerInvariant());
+        var choice = text switch
+        {
+            "auto" => BuilderChoice.Auto,
+            "buildkit" => BuilderChoice.BuildKit,
+            "classic" => BuilderChoice.Classic,
+            _ => throw new CliException($"LAYERTOOL_BUILDER={fromEnvironment}: expected auto, buildkit or classic"),
+        };
+        return new BuilderSelection(choice, result.GetValue(ProgressOption) ?? "auto");
+    }
 
     public Option<bool> SquashOption { get; } = new("--squash") { Description = "Squash the new layers onto the target stage's FROM image at the end (COMPRESS)." };
 
@@ -94,7 +132,7 @@ internal sealed class BuildCommand : Command
             NetworkMode: result.GetValue(NetworkOption),
             NoCache: result.GetValue(NoCacheOption),
             Pull: result.GetValue(PullOption),
-            Quiet: result.GetValue(QuietOption),
+            Quiet: result.GetValue(QuietOption) || result.GetValue(ProgressOption) == "quiet",
             ImageIdFile: result.GetValue(IidFileOption) is { } iid ? Path.GetFullPath(iid, _context.WorkingDirectory) : null,
             Labels: ParseLabels(result.GetValue(LabelOption) ?? []),
             Progress: result.GetValue(ProgressOption) switch { "json" => ProgressMode.Json, "plain" => ProgressMode.Plain, _ => ProgressMode.Auto },
@@ -146,17 +184,40 @@ internal sealed class BuildCommand : Command
                 : Path.Combine(Path.GetDirectoryName(buildCacheDirectory) ?? buildCacheDirectory, "index")));
 
     public static Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken) =>
-        ExecuteAsync(options, null, context, cancellationToken);
+        ExecuteAsync(options, null, new BuilderSelection(BuilderChoice.Classic, "auto"), context, cancellationToken);
 
-    /// <summary>Builds directly, or with <paramref name="dind"/> in a throw-away dind container.</summary>
-    public static async Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, CliContext context, CancellationToken cancellationToken)
+    public static Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, CliContext context, CancellationToken cancellationToken) =>
+        ExecuteAsync(options, dind, new BuilderSelection(BuilderChoice.Classic, "auto"), context, cancellationToken);
+
+    /// <summary>Builds directly, or with <paramref name="dind"/> in a throw-away dind container, on the builder <paramref name="builder"/> picks.</summary>
+    public static async Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, BuilderSelection builder, CliContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(context);
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
-        Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
-            new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token);
+        // The builder is chosen against the engine that runs the build: with --dind, the inner one.
+        async Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token)
+        {
+            var dockerfile = await ReadDockerfileAsync(o, token).ConfigureAwait(false);
+            var useBuildKit = await ChooseBuildKitAsync(engine, o, dockerfile, builder.Choice, context, token).ConfigureAwait(false);
+            if (!useBuildKit)
+                return await new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token).ConfigureAwait(false);
+            var progress = CreateProgress(o, builder.Progress, context);
+            try
+            {
+                using var backend = new BuildKitBackend(engine, new BuildKitBackendOptions(o.ContextDirectory, o.DockerfilePath, o.Pull), progress,
+                    warning => context.Error.WriteLine($"layertool: warning: {warning}"));
+                // As the seam's type: the planner's runner takes any backend.
+                IBuildBackend standard = backend;
+                return await RunStandardBuildsAsync(standard, o, dockerfile, token).ConfigureAwait(false);
+            }
+            finally
+            {
+                (progress as IDisposable)?.Dispose();
+            }
+        }
         BuildResult result;
         if (dind is null)
         {
@@ -179,4 +240,72 @@ internal sealed class BuildCommand : Command
         log.Line($"{result.Steps} steps, {result.CachedSteps} from cache");
         return CommandErrors.Success;
     }
+
+    /// <summary>
+    /// Runs the Dockerfile on a standard-build backend. On this branch: one build of the whole file (no TAG,
+    /// COMPRESS or --squash reach here); the planner replaces this with its list of builds.
+    /// </summary>
+    private static async Task<BuildResult> RunStandardBuildsAsync(IBuildBackend backend, BuildOptions options, string dockerfile, CancellationToken cancellationToken)
+    {
+        var build = new StandardBuild(0, "final image", dockerfile, options.Target,
+            options.BuildArgs ?? new Dictionary<string, string>(), options.Tags ?? [], options.Labels ?? new Dictionary<string, string>(),
+            options.NetworkMode, options.NoCache);
+        var result = await backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
+        if (options.ImageIdFile is not null) await File.WriteAllTextAsync(options.ImageIdFile, result.ImageId, cancellationToken).ConfigureAwait(false);
+        return new BuildResult(result.ImageId, options.Tags ?? [], [], [], result.Steps, result.CachedSteps);
+    }
+
+    private static async Task<string> ReadDockerfileAsync(BuildOptions options, CancellationToken cancellationToken)
+    {
+        var path = options.DockerfilePath ?? Path.Combine(options.ContextDirectory, "Dockerfile");
+        if (!File.Exists(path)) throw new CliException($"cannot read the Dockerfile {path}: it does not exist");
+        return await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// BuildKit or classic, decided before anything runs. Under auto, classic (with the reason, one line on
+    /// stderr) when the engine has no BuildKit, when the file uses what the engine's frontend lacks and the
+    /// classic executor has, or when it has TAG, COMPRESS or --squash (not planned onto BuildKit on this branch).
+    /// Under buildkit each of these is an error instead.
+    /// </summary>
+    private static async Task<bool> ChooseBuildKitAsync(DockerConnection engine, BuildOptions options, string dockerfile, BuilderChoice choice, CliContext context, CancellationToken cancellationToken)
+    {
+        if (choice == BuilderChoice.Classic) return false;
+        async Task<bool> Classic(string reason)
+        {
+            if (choice == BuilderChoice.BuildKit) throw new BuildException($"--builder buildkit: {reason}");
+            await context.Error.WriteLineAsync($"layertool: building with the classic builder: {reason}").ConfigureAwait(false);
+            return false;
+        }
+        var syntax = LayerTool.Dockerfile.Syntax.DockerfileParser.ParseLenient(dockerfile);
+        if (options.Squash || syntax.Instructions.Any(n => n.Keyword is LayerTool.Dockerfile.Syntax.Keywords.Tag or LayerTool.Dockerfile.Syntax.Keywords.Compress))
+            return await Classic("TAG, COMPRESS and --squash need the build planner, which this branch does not have yet").ConfigureAwait(false);
+        var availability = await BuilderProbe.ProbeAsync(engine, cancellationToken).ConfigureAwait(false);
+        if (!availability.Available) return await Classic(availability.Reason).ConfigureAwait(false);
+        var version = FrontendCheck.ParseEngineVersion(engine.ServerVersion) ?? new Version(0, 0);
+        var gaps = FrontendCheck.Check(dockerfile, version);
+        if (gaps.Count == 0) return true;
+        var file = Path.GetFileName(options.DockerfilePath ?? "Dockerfile");
+        if (choice == BuilderChoice.Auto && gaps.All(g => g.ClassicCan))
+            return await Classic($"the engine's BuildKit (Docker {engine.ServerVersion}) cannot read {file}: {string.Join("; ", gaps)}").ConfigureAwait(false);
+        throw new BuildException($"{file}: the engine's BuildKit (Docker {engine.ServerVersion}) cannot build this Dockerfile: {string.Join("; ", gaps)}"
+            + (gaps.Any(g => !g.ClassicCan) ? "" : "; --builder classic can"));
+    }
+
+    /// <summary>The BuildKit progress renderer: quiet, json, plain, or tty (auto: tty when standard output is a terminal).</summary>
+    private static IBuildKitProgress CreateProgress(BuildOptions options, string progress, CliContext context)
+    {
+        if (options.Quiet) return new QuietProgress();
+        var terminal = ReferenceEquals(context.Out, Console.Out) && !Console.IsOutputRedirected;
+        return progress switch
+        {
+            "json" => new JsonProgress(context.Out),
+            "plain" => new PlainProgress(context.Out),
+            "tty" => new TtyProgress(context.Out, terminal ? Console.WindowHeight : 40),
+            _ => terminal ? new TtyProgress(context.Out, Console.WindowHeight) : new PlainProgress(context.Out),
+        };
+    }
 }
+
+/// <summary>The builder a build runs on and the progress style for BuildKit builds (<c>--progress</c> as given).</summary>
+public sealed record BuilderSelection(BuilderChoice Choice, string Progress);

@@ -54,7 +54,7 @@ public sealed class ReliabilityTests : IDisposable
     private LayerToolProcess StartBuild(string dockerfile)
     {
         File.WriteAllText(Path.Combine(_dir, "Dockerfile"), dockerfile);
-        _build = LayerToolProcess.Start(["build", "--network", "none", "--no-cache", "-t", _tag, _dir], _proxy.DockerHost, _cacheHome, _dir);
+        _build = LayerToolProcess.Start(["build", "--builder", "classic", "--network", "none", "--no-cache", "-t", _tag, _dir], _proxy.DockerHost, _cacheHome, _dir);
         return _build;
     }
 
