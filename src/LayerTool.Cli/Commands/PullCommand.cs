@@ -78,9 +78,9 @@ internal sealed class RegistryCliSymbols
         command.Add(CacheDir);
         command.Add(Progress);
         Progress.AcceptOnlyFromAmong("auto", "plain", "json", "none");
-        command.Validators.Add(result =>
+        Jobs.Validators.Add(result =>
         {
-            if (result.GetValue(Jobs) < 1) result.AddError("--jobs must be at least 1");
+            if (result.GetValueOrDefault<int>() < 1) result.AddError("--jobs must be at least 1");
         });
     }
 

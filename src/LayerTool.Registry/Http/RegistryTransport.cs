@@ -58,7 +58,7 @@ internal sealed class RegistryTransport : IDisposable
             UseCookies = false,
         };
         _http = new HttpClient(handler, disposeHandler: settings.Handler is null) { Timeout = Timeout.InfiniteTimeSpan };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue(settings.UserAgent, null));
+        _http.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", settings.UserAgent);
     }
 
     public RegistrySettings Settings => _settings;
