@@ -26,7 +26,7 @@ public sealed class AuthTests
         using var dir = new TempDir();
         var config = Path.Combine(dir.Path, "config.json");
         var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes("alice:s3:cret"));
-        await File.WriteAllTextAsync(config, $$"""{"auths":{"https://index.docker.io/v1/":{"auth":"{{auth}}"},"localhost:5000":{"identitytoken":"refresh-me"}}}""");
+        await File.WriteAllTextAsync(config, "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"" + auth + "\"},\"localhost:5000\":{\"identitytoken\":\"refresh-me\"}}}");
         var source = new DockerConfigCredentials(config);
         var hub = await source.GetAsync("docker.io", CancellationToken.None);
         hub.ShouldNotBeNull();

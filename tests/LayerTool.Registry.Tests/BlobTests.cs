@@ -56,7 +56,7 @@ public sealed class BlobTests
         using var client = new RegistryClient(FakeRegistry.Settings(fake, dir.Path));
         var path = await client.FetchBlobAsync(Repo, blob, CancellationToken.None);
         (await File.ReadAllBytesAsync(path)).ShouldBe(bytes);
-        fake.Seen.Last().Range.ShouldBe("bytes=50000-199999");
+        fake.Seen[^1].Range.ShouldBe("bytes=50000-199999");
     }
 
     [Fact]

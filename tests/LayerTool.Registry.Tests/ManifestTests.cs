@@ -53,11 +53,11 @@ public sealed class ManifestTests
         using var dir = new TempDir();
         var amd = Encoding.UTF8.GetBytes(Manifest());
         var arm = Encoding.UTF8.GetBytes(Manifest("sha256:" + new string('1', 64)));
-        var index = $$"""
+        var index = $$$"""
             {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-             {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{{Digest.Compute(amd)}}","size":{{amd.Length}},"platform":{"architecture":"amd64","os":"linux"}},
-             {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{{Digest.Compute(arm)}}","size":{{arm.Length}},"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
-             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{{new string('2', 64)}}","size":5,"platform":{"architecture":"unknown","os":"unknown"},"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}]}
+             {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{{{Digest.Compute(amd)}}}","size":{{{amd.Length}}},"platform":{"architecture":"amd64","os":"linux"}},
+             {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{{{Digest.Compute(arm)}}}","size":{{{arm.Length}}},"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
+             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{{{new string('2', 64)}}}","size":5,"platform":{"architecture":"unknown","os":"unknown"},"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}]}
             """;
         var fake = Serving(path =>
             path.EndsWith("/manifests/1", StringComparison.Ordinal) ? FakeRegistry.Json(index, MediaTypes.OciIndex)
