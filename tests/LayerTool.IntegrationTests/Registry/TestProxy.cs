@@ -123,9 +123,9 @@ public sealed class TestProxy : IAsyncDisposable
                 status = 404;
                 response.StatusCode = 404;
                 response.ContentType = "application/json";
-                var body = Encoding.UTF8.GetBytes("""{"errors":[{"code":"NAME_UNKNOWN","message":"not on this mirror"}]}""");
-                response.ContentLength64 = body.Length;
-                await response.OutputStream.WriteAsync(body);
+                var notFound = Encoding.UTF8.GetBytes("""{"errors":[{"code":"NAME_UNKNOWN","message":"not on this mirror"}]}""");
+                response.ContentLength64 = notFound.Length;
+                await response.OutputStream.WriteAsync(notFound);
                 response.Close();
                 return;
             }
