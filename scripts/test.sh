@@ -9,6 +9,8 @@ command -v dotnet >/dev/null 2>&1 || { echo "test: the .NET 10 SDK is needed (do
 # A real engine: the one that answers, or a private dockerd started (and installed) by engine.sh.
 eval "$(scripts/engine.sh up --debian)"
 export DOCKER_HOST
+# The registry tests' docker-registry (distribution 2.8) and htpasswd, installed when missing.
+scripts/registry.sh install >/dev/null
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

@@ -50,6 +50,7 @@ public static class CommandErrors
         typeof(UnauthorizedAccessException),
         typeof(IOException),
         typeof(LayerTool.Image.Squash.SquashVerificationException),
+        typeof(LayerTool.Registry.RegistryException),
     ];
 
     public static bool IsUserError(Exception e) =>

@@ -27,6 +27,9 @@ public static class LayerToolApp
             new SquashCommand(context, environment),
             new DiffCommand(context),
             new LayersCommand(context),
+            new PullCommand(context, environment),
+            new ExtractCommand(context, environment),
+            new PushCommand(context, environment),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);
