@@ -66,7 +66,7 @@ public static class ArchiveRebaser
 
     /// <summary>The old base: <c>--from</c>, else what the image's annotations or labels name (when it is a prefix of
     /// the image), else the image of the archives whose layers are the longest proper prefix of the image's.</summary>
-    private static (ArchiveImage Image, string Name, string FoundBy) FindOldBase(IReadOnlyList<ImageArchive> archives, ArchiveImage image, string imageName,
+    private static (ArchiveImage Image, string Name, string FoundBy) FindOldBase(ImageArchive[] archives, ArchiveImage image, string imageName,
         string? from)
     {
         if (from is not null) return (Find(archives, from) ?? throw new ImageFormatException($"no image '{from}' (the old base) in {Describe(archives)}."), from, "--from");
@@ -74,7 +74,7 @@ public static class ArchiveRebaser
         {
             foreach (var candidate in hint.Candidates())
             {
-                if (Find(archives, candidate) is { } found && IsPrefix(found, image)) return (found, candidate, hint.Source);
+                if (Find(archives, candidate) is { } found && IsPrefix(found, image)) return (found, hint.Name ?? candidate, hint.Source);
             }
         }
 
@@ -84,10 +84,10 @@ public static class ArchiveRebaser
             $"cannot tell which base {imageName} was built on: it names none (no {SquashConfig.BaseNameLabel} annotation or label) and no image in {Describe(archives)} has a prefix of its layers; name it with --from.");
     }
 
-    private static bool IsPrefix(IImage candidate, IImage image) =>
+    private static bool IsPrefix(ArchiveImage candidate, ArchiveImage image) =>
         candidate.Config.DiffIds.Count <= image.Config.DiffIds.Count && candidate.Config.DiffIds.SequenceEqual(image.Config.DiffIds.Take(candidate.Config.DiffIds.Count));
 
-    private static ArchiveImage? Find(IReadOnlyList<ImageArchive> archives, string name)
+    private static ArchiveImage? Find(ImageArchive[] archives, string name)
     {
         foreach (var archive in archives)
         {
@@ -104,7 +104,7 @@ public static class ArchiveRebaser
         return null;
     }
 
-    private static string Describe(IReadOnlyList<ImageArchive> archives) => string.Join(" or ", archives.Select(a => a.Description));
+    private static string Describe(ImageArchive[] archives) => string.Join(" or ", archives.Select(a => a.Description));
 
     private static ImageReference ParseTag(string tag) =>
         ImageReference.TryParse(tag, out var reference, out var error) && reference.Digest is null
