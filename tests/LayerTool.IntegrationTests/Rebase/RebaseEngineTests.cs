@@ -84,6 +84,7 @@ public sealed class RebaseEngineTests(EngineFixture engine) : IAsyncLifetime
         var (strictCode, strictOut, strictErr) = await _h.CliAsync("rebase", app, "--onto", _h.V2, "--from", _h.V1, "-t", strictTag, "--strict", "--json",
             "--cache-dir", _h.CacheDir);
         strictCode.ShouldBe(2, strictErr);
+        strictErr.ShouldContain("--strict: conflicts found");
         (await _h.Images.TryInspectImageAsync(strictTag, CancellationToken.None)).ShouldBeNull();
 
         var json = JsonNode.Parse(strictOut)!;
@@ -189,9 +190,10 @@ public sealed class RebaseEngineTests(EngineFixture engine) : IAsyncLifetime
         (code, _, stderr) = await _h.CliAsync("rebase", "--input", appLayout, "--base-input", all, "--onto", _h.V2, "--from", _h.V1, "--output", ociOut,
             "--format", "oci", "-t", "rebased:oci", "--strict", app);
         code.ShouldBe(2, stderr);
+        stderr.ShouldContain("--strict: conflicts found");
         Directory.Exists(ociOut).ShouldBeFalse();
         (code, _, stderr) = await _h.CliAsync("rebase", "--input", appLayout, "--base-input", all, "--onto", _h.V2, "--from", _h.V1, "--output", ociOut,
-            "--format", "oci", "-t", "rebased:oci");
+            "--format", "oci", "-t", "rebased:oci", app);
         code.ShouldBe(0, stderr);
         using var layout = ImageArchive.Open(ociOut);
         var rebased = layout.GetImage("rebased:oci");
