@@ -25,6 +25,7 @@ public static class LayerToolApp
             new BuildCommand(context, environment),
             DindCommand.Create(context),
             new SquashCommand(context, environment),
+            new RebaseCommand(context, environment),
             new DiffCommand(context),
             new LayersCommand(context),
             new PullCommand(context, environment),

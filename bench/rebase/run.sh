@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/rebase/run.sh — `layertool rebase` of an app onto a patched base, against rebuilding the app on
+# the patched base with docker's BuildKit.
+#
+# Makes a busybox base v1 (docker import of a folder) and a patched v2 (a library changed, one added, one
+# removed), builds an app on v1 whose RUN does ~20 s of real work (sha256 over zeros, in a loop), then times
+#   A  layertool rebase APP --onto v2 --from v1 -t APP:rebased   (cold base-index cache, then warm)
+#   B  DOCKER_BUILDKIT=1 /usr/bin/docker build (same Dockerfile, FROM v2: a cache miss from the first RUN)
+# and prints both times and the bytes the rebase sent to the engine (its --json `bytesSent`).
+#
+# Usage: bench/rebase/run.sh [LOOPS]   (LOOPS of the RUN's sha256 over 1 MiB; default 2000, ~20 s here)
+# Environment: LAYERTOOL (command to run layertool; default: scripts/publish.sh's build of this checkout),
+#              DOCKER_HOST (default: the private engine of scripts/engine.sh).
+# Everything it creates carries the label layertool.bench=1 (images: bench-rebase/*) and is removed at the end.
+set -euo pipefail
+
+LOOPS=${1:-2000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export DOCKER_HOST=${DOCKER_HOST:-unix:///run/layertool/docker.sock}
+WORK=$(mktemp -d /tmp/layertool-bench-rebase.XXXXXX)
+TAG=bench-rebase/app:$$
+IMAGES=(bench-rebase/base:v1-$$ bench-rebase/base:v2-$$ "$TAG" "$TAG-rebased" "$TAG-rebuilt")
+
+cleanup() {
+  docker image rm -f "${IMAGES[@]}" >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=layertool.bench=1" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+say() { printf '%s\n' "$*" >&2; }
+now() { date +%s.%N; }
+
+if [ -z "${LAYERTOOL:-}" ]; then
+  say "publishing layertool (scripts/publish.sh)..."
+  LAYERTOOL=$("$ROOT/scripts/publish.sh")
+fi
+
+base() { # TAG LIBSSL EXTRA
+  local dir=$WORK/$2
+  mkdir -p "$dir/bin" "$dir/lib" "$dir/etc"
+  cp /bin/busybox "$dir/bin/busybox"
+  for a in sh echo dd sha256sum mkdir cat rm seq; do ln -sf busybox "$dir/bin/$a"; done
+  head -c 3000000 /dev/urandom > "$dir/lib/libssl.so.3"
+  echo "$3" > "$dir/lib/$3"
+  tar -C "$dir" --owner=0 --group=0 -cf "$WORK/$2.tar" .
+  docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' "$WORK/$2.tar" "$1" >/dev/null
+}
+base "${IMAGES[0]}" v1 libold.so
+base "${IMAGES[1]}" v2 libnew.so
+
+app_dockerfile() { # BASE
+  cat <<DOCKERFILE
+FROM $1
+LABEL layertool.bench=1
+RUN i=0; while [ \$i -lt $LOOPS ]; do dd if=/dev/zero bs=1M count=1 2>/dev/null | sha256sum > /dev/null; i=\$((i+1)); done; echo built > /built
+COPY app.conf /etc/app.conf
+RUN mkdir -p /srv && dd if=/dev/urandom of=/srv/data bs=1M count=8 2>/dev/null
+DOCKERFILE
+}
+mkdir -p "$WORK/ctx"
+echo "key=value" > "$WORK/ctx/app.conf"
+app_dockerfile "${IMAGES[0]}" > "$WORK/ctx/Dockerfile"
+say "building the app on v1 (BuildKit)..."
+t0=$(now); DOCKER_BUILDKIT=1 /usr/bin/docker build -q --network none -t "$TAG" "$WORK/ctx" >/dev/null; t1=$(now)
+build_v1=$(echo "$t1 - $t0" | bc)
+
+say "rebasing onto v2 (cold base-index cache)..."
+t0=$(now)
+json=$($LAYERTOOL rebase "$TAG" --onto "${IMAGES[1]}" --from "${IMAGES[0]}" -t "$TAG-rebased" --cache-dir "$WORK/cache" --json)
+t1=$(now)
+rebase_cold=$(echo "$t1 - $t0" | bc)
+docker image rm "$TAG-rebased" >/dev/null
+say "rebasing onto v2 again (warm cache; the engine now has the own layers over v2)..."
+t0=$(now)
+json_warm=$($LAYERTOOL rebase "$TAG" --onto "${IMAGES[1]}" --from "${IMAGES[0]}" -t "$TAG-rebased" --cache-dir "$WORK/cache" --json)
+t1=$(now)
+rebase_warm=$(echo "$t1 - $t0" | bc)
+
+app_dockerfile "${IMAGES[1]}" > "$WORK/ctx/Dockerfile"
+say "rebuilding the app on v2 (BuildKit)..."
+t0=$(now); DOCKER_BUILDKIT=1 /usr/bin/docker build -q --network none -t "$TAG-rebuilt" "$WORK/ctx" >/dev/null; t1=$(now)
+rebuild=$(echo "$t1 - $t0" | bc)
+
+field() { printf '%s' "$1" | jq -r ".$2"; }
+own=$(docker image inspect --format '{{len .RootFS.Layers}}' "$TAG")
+printf 'date (UTC)                         %s\n' "$(date -u '+%Y-%m-%d %H:%M')"
+printf 'app image                          %s layers, %s bytes\n' "$own" "$(docker image inspect --format '{{.Size}}' "$TAG")"
+printf 'BuildKit build on v1               %.2f s\n' "$build_v1"
+printf 'BuildKit rebuild on v2             %.2f s\n' "$rebuild"
+printf 'layertool rebase, cold cache       %.2f s  (%s conflicts; loaded with %s, %s bytes sent)\n' "$rebase_cold" \
+  "$(field "$json" conflicts)" "$(field "$json" loadedWith)" "$(field "$json" bytesSent)"
+printf 'layertool rebase, warm             %.2f s  (loaded with %s, %s bytes sent)\n' "$rebase_warm" \
+  "$(field "$json_warm" loadedWith)" "$(field "$json_warm" bytesSent)"
+printf 'own layer digests kept             %s\n' \
+  "$([ "$(docker image inspect --format '{{json .RootFS.Layers}}' "$TAG" | jq -c '.[1:]')" = "$(docker image inspect --format '{{json .RootFS.Layers}}' "$TAG-rebased" | jq -c '.[1:]')" ] && echo yes || echo NO)"
