@@ -25,6 +25,14 @@ internal sealed class DiffCommand : Command
         Add(ToArgument);
         Add(InputOption);
         Add(JsonOption);
+        foreach (var argument in new[] { FromArgument, ToArgument })
+        {
+            argument.Validators.Add(result =>
+            {
+                if (string.IsNullOrWhiteSpace(result.GetValueOrDefault<string>()))
+                    result.AddError($"{argument.Name} must not be empty: give an image reference or ID");
+            });
+        }
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result, context), context, c), ct));
     }
 

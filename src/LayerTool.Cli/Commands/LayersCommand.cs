@@ -23,6 +23,11 @@ internal sealed class LayersCommand : Command
         Add(ImageArgument);
         Add(InputOption);
         Add(JsonOption);
+        ImageArgument.Validators.Add(result =>
+        {
+            if (string.IsNullOrWhiteSpace(result.GetValueOrDefault<string>()))
+                result.AddError("IMAGE must not be empty: give an image reference or ID");
+        });
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result, context), context, c), ct));
     }
 

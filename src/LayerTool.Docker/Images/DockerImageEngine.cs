@@ -77,6 +77,15 @@ public sealed class DockerImageEngine : IImageEngine
     public async Task<Stream> SaveImageAsync(string reference, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(reference);
+        // The engine refuses to save an image without layers ("empty export - not implemented"): its archive is written here.
+        var image = await Call($"inspect image {reference}", () => Client.Images.InspectImageAsync(reference, cancellationToken), cancellationToken, reference)
+            .ConfigureAwait(false);
+        if ((image.RootFS?.Layers?.Count ?? 0) == 0)
+        {
+            var history = await Call($"read the history of image {reference}", () => Client.Images.GetImageHistoryAsync(image.ID, cancellationToken),
+                cancellationToken, reference).ConfigureAwait(false);
+            return EmptyImageSave.Archive(image, history);
+        }
         var body = await Call($"save image {reference}", () => Client.Images.SaveImageAsync(reference, cancellationToken), cancellationToken, reference)
             .ConfigureAwait(false);
         return new EngineStream(body);

@@ -61,6 +61,7 @@ public sealed class ExportImageSource : IFinalImageSource
     {
         ArgumentNullException.ThrowIfNull(options);
         var withReopen = options with { ReopenContent = options.ReopenContent ?? ReopenAsync };
+        if (_image.DiffIds.Count == 0) return WriteEmptyAsync(baseIndex, output, withReopen, cancellationToken);
         return _engine.ExportImageFilesystemAsync(_image.Id, async (stream, ct) =>
         {
             var reader = new LayerTarReader(stream, leaveOpen: true);
@@ -70,6 +71,14 @@ public sealed class ExportImageSource : IFinalImageSource
                 return await LayerDiff.WriteAsync(baseIndex, source, output, withReopen, ct).ConfigureAwait(false);
             }
         }, cancellationToken);
+    }
+
+    /// <summary>An image without layers has an empty filesystem: no container is created (the engine could not export one).</summary>
+    private static async Task<LayerDiffResult> WriteEmptyAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken)
+    {
+        var reader = new LayerTarReader(Stream.Null, leaveOpen: true, source: "the empty filesystem of an image without layers");
+        await using (reader.ConfigureAwait(false))
+            return await LayerDiff.WriteAsync(baseIndex, reader, output, options, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Re-reads a file of the image from its layers, flattened into a temp tar on first use (only for

@@ -36,6 +36,10 @@ public sealed class ShellExpansionException : Exception
     /// <summary>What went wrong, without the word.</summary>
     public string Reason { get; }
 
+    /// <summary>The word as shown in the message: quoted, and cut after 200 characters (a hostile word can be megabytes long).</summary>
     private static string Quote(string s) =>
+        s.Length > 200 ? QuoteWhole(s[..200]) + "…" : QuoteWhole(s);
+
+    private static string QuoteWhole(string s) =>
         "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }

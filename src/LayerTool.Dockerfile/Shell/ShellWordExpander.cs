@@ -18,6 +18,12 @@ public sealed record ExpansionResult(string Value, IReadOnlyList<string> Words, 
 /// </summary>
 public sealed class ShellWordExpander
 {
+    /// <summary>
+    /// How deeply <c>${...}</c> may nest inside one word. The expander recurses once per level; a hostile word
+    /// (thousands of <c>${a:-</c>) would otherwise overflow the stack and kill the process.
+    /// </summary>
+    public const int MaxNesting = 1000;
+
     public ShellWordExpander(char escapeToken = '\\')
     {
         if (escapeToken is not ('\\' or '`'))
@@ -115,6 +121,7 @@ public sealed class ShellWordExpander
     {
         private const int Eof = -1;
         private int _pos;
+        private int _depth;
 
         public HashSet<string> Used { get; } = new(StringComparer.Ordinal);
 
@@ -301,6 +308,20 @@ public sealed class ShellWordExpander
         }
 
         private string Dollar()
+        {
+            if (++_depth > MaxNesting)
+                throw new ExpandError($"substitutions nested more than {MaxNesting} levels deep");
+            try
+            {
+                return DollarAt();
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        private string DollarAt()
         {
             Next();
             if (Peek() != '{')

@@ -71,7 +71,7 @@ public static class LayerCompression
         return compression switch
         {
             Compression.None => stream,
-            Compression.Gzip => new GZipStream(stream, CompressionMode.Decompress, leaveOpen: false),
+            Compression.Gzip => new GzipLayerStream(new GZipStream(stream, CompressionMode.Decompress, leaveOpen: false), what),
             _ => Refuse(stream, compression, what),
         };
     }
@@ -83,6 +83,47 @@ public static class LayerCompression
         throw new ImageFormatException(
             $"{what}: the layer is {name}-compressed, which LayerTool cannot read yet (only gzip and uncompressed layers are supported). "
             + "Re-save the image with gzip or uncompressed layers.");
+    }
+
+    /// <summary>A gzip decompressor whose corrupt-data errors name the blob (<see cref="ImageFormatException"/>, not the BCL's InvalidDataException).</summary>
+    private sealed class GzipLayerStream(GZipStream inner, string what) : ReadOnlyStream
+    {
+        public override int Read(Span<byte> buffer)
+        {
+            try
+            {
+                return inner.Read(buffer);
+            }
+            catch (InvalidDataException e)
+            {
+                throw Corrupt(e);
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (InvalidDataException e)
+            {
+                throw Corrupt(e);
+            }
+        }
+
+        private ImageFormatException Corrupt(InvalidDataException e) =>
+            new($"{what}: the gzip-compressed layer is corrupt ({e.Message.TrimEnd('.')})", e);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>A stream that first returns some bytes already read, then the rest of the inner stream.</summary>

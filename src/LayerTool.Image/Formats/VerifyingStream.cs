@@ -34,6 +34,9 @@ public sealed class VerifyingStream : ReadOnlyStream
         _hash = expected.CreateHash();
     }
 
+    /// <summary>What the data is, as given to the constructor (names the layer in the errors of whoever reads it).</summary>
+    public string What => _what;
+
     /// <summary>Bytes read so far.</summary>
     public long BytesRead => _read;
 

@@ -72,6 +72,9 @@ public sealed class FsIndexBuilder
                     continue;
                 case WhiteoutKind.Opaque:
                     {
+                        // The engine ignores an opaque marker of the root (overlayfs never makes a layer's root
+                        // opaque), as the streaming merge does: nothing of the lower layers is hidden or wasted.
+                        if (path.Parent.IsRoot) continue;
                         var dir = ResolveForWrite(path.Parent);
                         if (dir?.Children is not null) Prune(dir);
                         continue;
@@ -238,10 +241,10 @@ public sealed class FsIndexBuilder
     private FsNode EnsureParent(LayerPath path)
     {
         var node = _root;
-        var current = LayerPath.Root;
-        foreach (var part in FsIndex.Split(path.Parent.IsRoot ? LayerPath.Root : path.Parent).Where(p => p.Length > 0))
+        // Each ancestor shares the path's bytes: a created chain of parents costs memory linear in the path.
+        foreach (var current in path.Ancestors())
         {
-            current = current.Append(part);
+            var part = current.Name;
             if (!node.Children!.TryGetValue(part, out var child) || child.Children is null)
             {
                 if (child is not null) RemoveNode(node, part, child);

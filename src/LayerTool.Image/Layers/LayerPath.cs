@@ -9,22 +9,65 @@ namespace LayerTool.Image.Layers;
 /// slash; the root itself is the empty path. Ordering (<see cref="CompareTo"/>) is docker's export walk
 /// order: component by component, bytes compared unsigned, so a directory is immediately followed by
 /// all its descendants (<c>a</c>, <c>a/b</c>, <c>a.b</c>).
+/// A parent or ancestor shares its descendant's bytes (it is a prefix of them) instead of copying them, so the
+/// directory chain of a deep path costs memory linear in the path's length, not quadratic.
 /// </summary>
 public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
 {
     private const byte Slash = (byte)'/';
-    private readonly byte[] _bytes;
+    private readonly byte[] _buffer;
+    private readonly int _length;
     private int _hash;
 
-    private LayerPath(byte[] bytes) => _bytes = bytes;
+    private LayerPath(byte[] bytes)
+        : this(bytes, bytes.Length)
+    {
+    }
+
+    /// <summary>The first <paramref name="length"/> bytes of <paramref name="buffer"/> (shared, never changed).</summary>
+    private LayerPath(byte[] buffer, int length)
+    {
+        _buffer = buffer;
+        _length = length;
+    }
+
+    /// <summary>
+    /// The longest path LayerTool reads from a layer, in bytes. Linux itself refuses paths over 4,096 bytes
+    /// (PATH_MAX) in one call, so no engine can apply a longer one; this generous limit only stops a hostile
+    /// layer from making every tool that materialises parent directories quadratic.
+    /// </summary>
+    public const int MaxBytes = 64 * 1024;
+
+    /// <summary>The most components a path read from a layer may have (see <see cref="MaxBytes"/>).</summary>
+    public const int MaxComponents = 4096;
+
+    /// <summary>Why <paramref name="raw"/> (a name or link target as written in a tar) is past the limits, or null.</summary>
+    public static string? CheckLimits(ReadOnlySpan<byte> raw)
+    {
+        if (raw.Length > MaxBytes)
+            return $"the path is {raw.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)} bytes long, over LayerTool's limit of {MaxBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)} bytes";
+        var components = 0;
+        foreach (var range in raw.Split(Slash))
+        {
+            var part = raw[range];
+            if (part.Length > 0 && !(part.Length == 1 && part[0] == (byte)'.')) components++;
+        }
+        if (components > MaxComponents)
+            return $"the path has {components.ToString(System.Globalization.CultureInfo.InvariantCulture)} components, over LayerTool's limit of {MaxComponents.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        return null;
+    }
+
+    /// <summary>At most the first <paramref name="max"/> bytes of a name as text, with an ellipsis when cut (for messages about long names).</summary>
+    public static string Abbreviate(ReadOnlySpan<byte> raw, int max = 120) =>
+        raw.Length <= max ? Display(raw) : Display(raw[..max]) + "…";
 
     /// <summary>The root directory (the empty path).</summary>
     public static LayerPath Root { get; } = new([]);
 
     /// <summary>The path's bytes, without leading or trailing slash.</summary>
-    public ReadOnlySpan<byte> Bytes => _bytes;
+    public ReadOnlySpan<byte> Bytes => _buffer.AsSpan(0, _length);
 
-    public bool IsRoot => _bytes.Length == 0;
+    public bool IsRoot => _length == 0;
 
     /// <summary>The number of components (0 for the root).</summary>
     public int Depth
@@ -32,7 +75,7 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         get
         {
             if (IsRoot) return 0;
-            return _bytes.AsSpan().Count(Slash) + 1;
+            return Bytes.Count(Slash) + 1;
         }
     }
 
@@ -41,8 +84,8 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
     {
         get
         {
-            var i = _bytes.AsSpan().LastIndexOf(Slash);
-            return _bytes.AsSpan(i + 1);
+            var i = Bytes.LastIndexOf(Slash);
+            return Bytes[(i + 1)..];
         }
     }
 
@@ -51,8 +94,8 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
     {
         get
         {
-            var i = _bytes.AsSpan().LastIndexOf(Slash);
-            return i < 0 ? Root : new LayerPath(_bytes.AsSpan(0, i).ToArray());
+            var i = Bytes.LastIndexOf(Slash);
+            return i < 0 ? Root : new LayerPath(_buffer, i);
         }
     }
 
@@ -142,6 +185,47 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         return true;
     }
 
+    /// <summary>
+    /// Cleans <paramref name="raw"/> as a path resolved inside a chroot: a leading slash means the root, and
+    /// <c>..</c> at the root stays at the root (what the kernel does for a process confined there).
+    /// </summary>
+    public static LayerPath Confine(ReadOnlySpan<byte> raw)
+    {
+        var parts = new List<(int Start, int Length)>();
+        var i = 0;
+        while (i <= raw.Length)
+        {
+            var next = raw[i..].IndexOf(Slash);
+            var end = next < 0 ? raw.Length : i + next;
+            var part = raw[i..end];
+            if (part.Length == 0 || (part.Length == 1 && part[0] == (byte)'.'))
+            {
+                // skip
+            }
+            else if (part.Length == 2 && part[0] == (byte)'.' && part[1] == (byte)'.')
+            {
+                if (parts.Count > 0) parts.RemoveAt(parts.Count - 1);
+            }
+            else
+            {
+                parts.Add((i, end - i));
+            }
+            if (next < 0) break;
+            i = end + 1;
+        }
+        if (parts.Count == 0) return Root;
+        var bytes = new byte[parts.Sum(p => p.Length) + parts.Count - 1];
+        var o = 0;
+        foreach (var (start, len) in parts)
+        {
+            if (o > 0) bytes[o++] = Slash;
+            raw.Slice(start, len).CopyTo(bytes.AsSpan(o));
+            o += len;
+        }
+        if (bytes.AsSpan().Contains((byte)0)) throw new ImageFormatException($"invalid path '{Abbreviate(bytes)}': NUL byte in name");
+        return new LayerPath(bytes);
+    }
+
     private static bool IsClean(ReadOnlySpan<byte> raw)
     {
         if (raw[^1] == Slash) return false;
@@ -163,10 +247,10 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         if (name.IsEmpty || name.Contains(Slash) || name.Contains((byte)0))
             throw new ArgumentException("a single non-empty component without '/' is expected", nameof(name));
         if (IsRoot) return new LayerPath(name.ToArray());
-        var bytes = new byte[_bytes.Length + 1 + name.Length];
-        _bytes.CopyTo(bytes, 0);
-        bytes[_bytes.Length] = Slash;
-        name.CopyTo(bytes.AsSpan(_bytes.Length + 1));
+        var bytes = new byte[_length + 1 + name.Length];
+        Bytes.CopyTo(bytes);
+        bytes[_length] = Slash;
+        name.CopyTo(bytes.AsSpan(_length + 1));
         return new LayerPath(bytes);
     }
 
@@ -178,25 +262,25 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
     {
         ArgumentNullException.ThrowIfNull(other);
         if (IsRoot) return !other.IsRoot;
-        return other._bytes.Length > _bytes.Length
-            && other._bytes[_bytes.Length] == Slash
-            && other._bytes.AsSpan().StartsWith(_bytes);
+        return other._length > _length
+            && other._buffer[_length] == Slash
+            && other.Bytes.StartsWith(Bytes);
     }
 
-    /// <summary>The components, root first.</summary>
+    /// <summary>The ancestors below the root, root first (each shares this path's bytes).</summary>
     public IEnumerable<LayerPath> Ancestors()
     {
-        var list = new List<LayerPath>();
-        for (var p = Parent; !p.IsRoot; p = p.Parent) list.Add(p);
-        list.Reverse();
-        return list;
+        for (var i = 0; i < _length; i++)
+        {
+            if (_buffer[i] == Slash) yield return new LayerPath(_buffer, i);
+        }
     }
 
     /// <summary>Docker's walk order (see the type's summary).</summary>
     public int CompareTo(LayerPath? other)
     {
         if (other is null) return 1;
-        return Compare(_bytes, other._bytes);
+        return Compare(Bytes, other.Bytes);
     }
 
     /// <summary>Walk-order comparison of two clean paths given as bytes: '/' sorts before every other byte.</summary>
@@ -213,7 +297,8 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         return a.Length.CompareTo(b.Length);
     }
 
-    public bool Equals(LayerPath? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
+    public bool Equals(LayerPath? other) =>
+        other is not null && _length == other._length && (ReferenceEquals(_buffer, other._buffer) || Bytes.SequenceEqual(other.Bytes));
 
     public override bool Equals(object? obj) => obj is LayerPath p && Equals(p);
 
@@ -222,7 +307,7 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         if (_hash == 0)
         {
             var h = new HashCode();
-            h.AddBytes(_bytes);
+            h.AddBytes(Bytes);
             _hash = h.ToHashCode() | 1;
         }
         return _hash;
@@ -244,7 +329,7 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
         a is null ? (b is null ? 0 : -1) : a.CompareTo(b);
 
     /// <summary>The path as text: UTF-8 where valid, other bytes shown as <c>\xNN</c>. For display only.</summary>
-    public override string ToString() => Display(_bytes);
+    public override string ToString() => Display(Bytes);
 
     /// <summary>Renders bytes as text: valid UTF-8 as is, every other byte as <c>\xNN</c>.</summary>
     public static string Display(ReadOnlySpan<byte> bytes)

@@ -27,6 +27,8 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     private readonly byte[] _block = new byte[BlockSize];
     private readonly Dictionary<string, byte[]> _global = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
+    // The symlinks this tar has written so far (path → target), for entries written below them.
+    private readonly Dictionary<LayerPath, byte[]> _symlinks = [];
     private long _position;
     private long _remaining;
     private long _padding;
@@ -35,9 +37,12 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
 
     /// <param name="stream">The uncompressed tar.</param>
     /// <param name="leaveOpen">Leave <paramref name="stream"/> open when this reader is disposed.</param>
-    public LayerTarReader(Stream stream, bool leaveOpen = false)
+    /// <param name="source">Names the tar in errors (e.g. "image.tar: layer 2 of 5"); by default the name a
+    /// layer's <see cref="Formats.VerifyingStream"/> carries, if <paramref name="stream"/> is one.</param>
+    public LayerTarReader(Stream stream, bool leaveOpen = false, string? source = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        Source = source ?? (stream as Formats.VerifyingStream)?.What;
         // Headers are read 512 bytes at a time: buffer a stream that has no buffer of its own (a socket,
         // a pipe). A seekable stream (a file) is used as it is, so skipping content can seek.
         _stream = stream.CanSeek || stream is BufferedStream ? stream : new BufferedStream(stream, 1 << 16);
@@ -54,7 +59,22 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     /// <summary>Bytes consumed from the underlying stream so far.</summary>
     public long Position => _position;
 
+    /// <summary>What the tar is (a layer of an archive, an export), named in the errors; null when not known.</summary>
+    public string? Source { get; }
+
     public async ValueTask<LayerEntry?> ReadNextAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReadNextCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ImageFormatException e) when (Source is not null && !e.Message.StartsWith(Source, StringComparison.Ordinal))
+        {
+            throw new ImageFormatException($"{Source}: {e.Message}", e);
+        }
+    }
+
+    private async ValueTask<LayerEntry?> ReadNextCoreAsync(CancellationToken cancellationToken)
     {
         if (_done) return null;
         if (_content is not null) _content.Detach();
@@ -109,7 +129,7 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
                 default:
                     break;
             }
-            var entry = BuildEntry(flag, size, pax, longName, longLink, headerOffset);
+            var entry = FollowLinkedParents(BuildEntry(flag, size, pax, longName, longLink, headerOffset), headerOffset);
             var dataSize = EffectiveSize(size, pax);
             _remaining = dataSize;
             _padding = Pad(dataSize);
@@ -117,6 +137,77 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             if (entry.Type == LayerEntryType.RegularFile && dataSize > 0)
                 _content = new ContentStream(this, entry);
             return entry;
+        }
+    }
+
+    /// <summary>
+    /// An entry whose parent is a symlink written earlier in the same tar, put where the engine's applier puts it.
+    /// The engine extracts a layer into an empty directory, chrooted there, and the kernel follows every symlink
+    /// in the parents of a name: <c>link -&gt; /</c> then <c>link/bin/sh</c> writes <c>bin/sh</c> of the layer
+    /// (measured on Docker 20.10, overlay2: the image's <c>/bin/sh</c> is replaced). So such an entry acts on the
+    /// path its parents resolve to, confined to the root (an absolute target starts at the root, <c>..</c> stops
+    /// there); symlinks of lower layers are not seen. A hard link's target resolves the same way. The last
+    /// component is never followed (an entry at a symlink's path replaces the symlink).
+    /// </summary>
+    private LayerEntry FollowLinkedParents(LayerEntry entry, long offset)
+    {
+        var path = entry.Path;
+        if (_symlinks.Count > 0)
+        {
+            var resolved = ResolveParents(path, offset);
+            var link = entry.Type == LayerEntryType.HardLink ? ResolveParents(entry.HardLinkTarget, offset) : null;
+            if (resolved != path || (link is not null && link != entry.HardLinkTarget))
+            {
+                if (resolved.IsRoot)
+                    throw new ImageFormatException($"'{path}' (entry at offset {offset}) resolves to the root through a symlink of the layer");
+                entry = entry with { Path = resolved, LinkTarget = link is null ? entry.LinkTarget : link.Bytes.ToArray() };
+                path = resolved;
+            }
+            // What is written at a symlink's path (or whites it out) replaces it.
+            if (Whiteouts.Classify(path) == WhiteoutKind.Whiteout)
+            {
+                var gone = Whiteouts.Target(path);
+                foreach (var key in _symlinks.Keys.Where(k => k == gone || gone.IsAncestorOf(k)).ToList()) _symlinks.Remove(key);
+            }
+            else
+            {
+                _symlinks.Remove(path);
+            }
+        }
+        if (entry.Type == LayerEntryType.Symlink) _symlinks[path] = entry.LinkTarget;
+        return entry;
+    }
+
+    /// <summary><paramref name="path"/> with every parent that is a symlink of this tar followed (see <see cref="FollowLinkedParents"/>).</summary>
+    private LayerPath ResolveParents(LayerPath path, long offset)
+    {
+        const int maxHops = 40; // Linux's own limit (ELOOP)
+        for (var hops = 0; ; hops++)
+        {
+            LayerPath? link = null;
+            byte[]? target = null;
+            foreach (var ancestor in path.Ancestors())
+            {
+                if (_symlinks.TryGetValue(ancestor, out target))
+                {
+                    link = ancestor;
+                    break;
+                }
+            }
+            if (link is null) return path;
+            if (hops == maxHops)
+                throw new ImageFormatException($"'{LayerPath.Abbreviate(path.Bytes)}' (entry at offset {offset}): too many levels of symbolic links in its parents");
+            var rest = path.Bytes[(link.Bytes.Length + 1)..];
+            var start = target!.Length > 0 && target[0] == (byte)'/' ? LayerPath.Root : link.Parent;
+            var joined = new byte[start.Bytes.Length + 1 + target.Length + 1 + rest.Length];
+            start.Bytes.CopyTo(joined);
+            joined[start.Bytes.Length] = (byte)'/';
+            target.CopyTo(joined, start.Bytes.Length + 1);
+            joined[start.Bytes.Length + 1 + target.Length] = (byte)'/';
+            rest.CopyTo(joined.AsSpan(start.Bytes.Length + 2 + target.Length));
+            path = LayerPath.Confine(joined);
+            if (LayerPath.CheckLimits(path.Bytes) is { } tooLong)
+                throw new ImageFormatException($"'{LayerPath.Abbreviate(path.Bytes)}' (entry at offset {offset}), reached through a symlink of the layer: {tooLong}");
         }
     }
 
@@ -153,7 +244,9 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             var prefix = isPosix ? Field(block.Slice(345, prefixLength)) : [];
             rawName = prefix.Length > 0 ? [.. prefix, (byte)'/', .. name] : name.ToArray();
         }
-        var display = LayerPath.Display(rawName);
+        var display = LayerPath.Abbreviate(rawName, 256);
+        if (LayerPath.CheckLimits(rawName) is { } tooLong)
+            throw new ImageFormatException($"'{display}' (entry at offset {offset}): {tooLong}");
 
         var type = flag switch
         {
@@ -177,10 +270,12 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
         if (type is LayerEntryType.HardLink or LayerEntryType.Symlink)
         {
             var rawLink = Lookup(pax, "linkpath") ?? longLink ?? Field(block.Slice(157, 100)).ToArray();
+            if (LayerPath.CheckLimits(rawLink) is { } linkTooLong)
+                throw new ImageFormatException($"'{display}' (entry at offset {offset}): its link target '{LayerPath.Abbreviate(rawLink)}' is too long: {linkTooLong}");
             if (type == LayerEntryType.HardLink)
             {
                 if (!LayerPath.TryClean(rawLink, out var target, out var linkError) || target.IsRoot)
-                    throw new ImageFormatException($"hard link '{display}' points outside the layer's root: '{LayerPath.Display(rawLink)}' ({linkError ?? "the root itself"})");
+                    throw new ImageFormatException($"hard link '{display}' points outside the layer's root: '{LayerPath.Abbreviate(rawLink, 256)}' ({linkError ?? "the root itself"})");
                 link = target.Bytes.ToArray();
             }
             else

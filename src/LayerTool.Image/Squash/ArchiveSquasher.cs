@@ -50,6 +50,12 @@ public static class ArchiveSquasher
         var tags = request.Tags.Select(t => ImageReference.TryParse(t, out var r, out var error) && r.Digest is null
             ? r : throw new ImageFormatException($"invalid tag '{t}': {error ?? "a tag cannot hold a digest"}")).ToList();
         var options = new ImageArchiveOptions { TemporaryDirectory = request.TempDirectory };
+        foreach (var source in new[] { request.Input, request.BaseInput }.OfType<string>())
+        {
+            // The result replaces the output path once complete: were it the input, the input would be gone.
+            if (FileIdentity.Same(request.OutputPath, source))
+                throw new IOException($"the output '{request.OutputPath}' is the input '{source}' (the same file): write the result elsewhere");
+        }
         using var input = ImageArchive.Open(request.Input, options);
         using var baseInput = request.BaseInput is null ? null : ImageArchive.Open(request.BaseInput, options);
         var final = input.GetImage(request.Image);
