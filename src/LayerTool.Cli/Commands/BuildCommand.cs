@@ -38,7 +38,7 @@ internal sealed class BuildCommand : Command
         Add(DindOption);
         Add(DindImageOption);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "json");
-        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), BindDind(result), context, c), ct));
+        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), context, c), ct));
     }
 
     public Argument<string> ContextArgument { get; } = new("PATH") { Description = "The build context directory." };
