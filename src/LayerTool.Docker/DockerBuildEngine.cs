@@ -147,7 +147,11 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
                 OnBuild = c.OnBuild?.ToList(),
                 AttachStdout = true,
                 AttachStderr = true,
-                HostConfig = new HostConfig { NetworkMode = spec.NetworkMode! },
+                HostConfig = new HostConfig
+                {
+                    NetworkMode = spec.NetworkMode!,
+                    Tmpfs = spec.Tmpfs.Count == 0 ? null! : spec.Tmpfs.Distinct(StringComparer.Ordinal).ToDictionary(p => p, _ => ""),
+                },
             };
             var response = await Client.Containers.CreateContainerAsync(p, cancellationToken).ConfigureAwait(false);
             return response.ID;

@@ -39,13 +39,17 @@ public sealed class BuildContext
 
     private IReadOnlySet<string> AlwaysIncluded { get; }
 
-    /// <summary>Opens the context; the Dockerfile and .dockerignore are never excluded (as the docker CLI re-adds them).</summary>
+    /// <summary>
+    /// Opens the context. The Dockerfile and .dockerignore follow the rules like any file: the docker CLI sends
+    /// them even when .dockerignore excludes them, but docker's builder removes them from the context once read
+    /// (moby builder/remotecontext: removeDockerfile), so an excluded one is never copied into the image.
+    /// </summary>
     public static BuildContext Open(string directory, string? dockerfileRelativePath)
     {
         var root = Path.GetFullPath(directory);
         if (!Directory.Exists(root)) throw new BuildException($"the build context {directory} is not a directory");
-        var always = new HashSet<string>(StringComparer.Ordinal) { ".dockerignore" };
-        if (dockerfileRelativePath is not null) always.Add(dockerfileRelativePath.Replace('\\', '/'));
+        _ = dockerfileRelativePath;
+        var always = new HashSet<string>(StringComparer.Ordinal);
         var ignore = Path.Combine(root, ".dockerignore");
         var rules = File.Exists(ignore) ? DockerIgnoreMatcher.Parse(File.ReadAllText(ignore)) : DockerIgnoreMatcher.Empty;
         return new BuildContext(root, rules, always);

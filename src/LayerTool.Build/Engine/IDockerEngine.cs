@@ -98,7 +98,15 @@ public sealed record EngineImage(string Id, ContainerConfig Config, IReadOnlyLis
 /// <param name="Config">The config (Cmd/Entrypoint as the step needs them).</param>
 /// <param name="NetworkMode">Network mode (null: the engine's default).</param>
 /// <param name="Name">Container name (identifies the build's containers for clean-up).</param>
-public sealed record ContainerSpec(string Image, ContainerConfig Config, string? NetworkMode, string? Name);
+public sealed record ContainerSpec(string Image, ContainerConfig Config, string? NetworkMode, string? Name)
+{
+    /// <summary>
+    /// Paths declared as tmpfs mounts. A container that is never started never mounts them, but the engine then
+    /// creates no volume for an image VOLUME at those paths, so the archive endpoint writes into the container's
+    /// own filesystem there (as docker's classic builder copies into the layer).
+    /// </summary>
+    public IReadOnlyList<string> Tmpfs { get; init; } = [];
+}
 
 /// <summary>What the archive endpoint's stat says about a path. Mode holds Go <c>os.FileMode</c> bits (type bits
 /// high, permissions low); LinkTarget is a symlink's target.</summary>

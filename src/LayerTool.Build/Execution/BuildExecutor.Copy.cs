@@ -84,7 +84,7 @@ public sealed partial class BuildExecutor
                     }
                     foreach (var r in resolved)
                     {
-                        var extract = isAdd && !r.IsDirectory && IsArchive(r.FullPath);
+                        var extract = isAdd && !r.IsDirectory && AddArchive.IsArchive(r.FullPath);
                         items.Add(new ContextItem(r, extract));
                         hashes.Add((r.IsDirectory ? "dir:" : "file:") + r.ContextPath + ":" + _context.Hash(r));
                     }
@@ -100,8 +100,12 @@ public sealed partial class BuildExecutor
             if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
             var summary = BuildCache.Key([.. hashes])[..16];
             var nop = state.Shell.Concat(["#(nop) ", $"{keyword} {(items.Count > 1 ? "multi" : items[0] is ContextItem { Source.IsDirectory: true } ? "dir" : "file")}:{summary} in {dest}{(destIsDir ? "/" : "")} "]).ToList();
+            // Docker's classic builder copies into the step's layer without mounting the image's volumes: a tmpfs
+            // declared on each volume path (never mounted, the container never starts) keeps the engine from
+            // creating volumes there, so the archive endpoint writes into the container's own filesystem.
+            var volumes = state.Config.Volumes.Where(v => v.StartsWith('/')).Select(CleanAbsolute).Distinct(StringComparer.Ordinal).ToList();
             await CommitStepAsync(state, node, key, state.Config, nop,
-                id => CopyIntoAsync(node, id, fromImage, items, dest, destIsDir, chown, ct), ct).ConfigureAwait(false);
+                id => CopyIntoAsync(node, id, fromImage, items, dest, destIsDir, chown, ct), volumes, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -151,23 +155,12 @@ public sealed partial class BuildExecutor
 
     private static readonly Lazy<HttpClient> SharedHttp = new(() => new HttpClient());
 
-    /// <summary>True when the file is a tar, possibly gzip/bzip2/xz compressed (ADD extracts those).</summary>
-    internal static bool IsArchive(string path)
-    {
-        var head = new byte[265];
-        int n;
-        using (var f = File.OpenRead(path)) n = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) return true;
-        if (n >= 3 && head[0] == 'B' && head[1] == 'Z' && head[2] == 'h') return true;
-        if (n >= 6 && head[0] == 0xFD && head[1] == '7' && head[2] == 'z' && head[3] == 'X' && head[4] == 'Z' && head[5] == 0) return true;
-        return n >= 262 && head[257] == 'u' && head[258] == 's' && head[259] == 't' && head[260] == 'a' && head[261] == 'r';
-    }
-
     /// <summary>Puts the items into the container: one tar for files and directories, then one upload per extracted archive.</summary>
     private async Task CopyIntoAsync(Instruction node, string containerId, string? fromImage, IReadOnlyList<CopyItem> items, string dest, bool destIsDir,
         string? chown, CancellationToken ct)
     {
         var (uid, gid) = chown is null ? (0, 0) : await ResolveChownAsync(node, containerId, chown, ct).ConfigureAwait(false);
+        var chowned = chown is not null;
         var exists = new Dictionary<string, bool>(StringComparer.Ordinal);
         async Task<bool> IsDirAsync(string path)
         {
@@ -176,11 +169,20 @@ public sealed partial class BuildExecutor
             return exists[path] = stat is { IsDirectory: true };
         }
 
-        var newDirs = new List<string>();
-        async Task NeedDirAsync(string dir)
+        // As docker, the destination is resolved in the container, following symlinks (absolute ones from the
+        // container's root): COPY to a link to a directory writes into that directory and keeps the link.
+        dest = await ResolveInContainerAsync(node, containerId, dest, ct).ConfigureAwait(false);
+
+        // Missing directories, in creation order, with the owner docker gives them: the parents of a copied FILE
+        // get the --chown owner (moby's copyFile: MkdirAllAndChownNew(dir, identity)); the parents of a copied
+        // directory or extracted archive are root's, and a new destination directory of a copy gets the --chown
+        // owner (CopyWithTar makes it as root, fixPermissions then chowns it), of an extraction root's.
+        var newDirs = new List<(string Path, int Uid, int Gid)>();
+        var created = new HashSet<string>(StringComparer.Ordinal);
+        async Task NeedDirAsync(string dir, (int Uid, int Gid) parents, (int Uid, int Gid) self)
         {
             var chain = new List<string>();
-            for (var d = dir; d != "/" && !newDirs.Contains(d); d = ParentOf(d))
+            for (var d = dir; d != "/" && !created.Contains(d); d = ParentOf(d))
             {
                 if (await IsDirAsync(d).ConfigureAwait(false)) break;
                 chain.Add(d);
@@ -188,10 +190,14 @@ public sealed partial class BuildExecutor
             chain.Reverse();
             foreach (var d in chain)
             {
-                newDirs.Add(d);
+                var owner = d == dir ? self : parents;
+                newDirs.Add((d, owner.Uid, owner.Gid));
+                created.Add(d);
                 exists[d] = true;
             }
         }
+        var root = (0, 0);
+        var identity = (uid, gid);
 
         string? fromContainer = null;
         var temp = Path.GetTempFileName();
@@ -218,8 +224,13 @@ public sealed partial class BuildExecutor
             {
                 switch (item)
                 {
-                    case ContextItem { Source.IsDirectory: true } or ContextItem { Extract: true }:
-                        await NeedDirAsync(dest).ConfigureAwait(false);
+                    case ContextItem { Source.IsDirectory: true }:
+                        await NeedDirAsync(dest, root, identity).ConfigureAwait(false);
+                        targets.Add((item, dest, true));
+                        break;
+                    case ContextItem { Extract: true }:
+                        // moby: UntarPath, without the --chown identity.
+                        await NeedDirAsync(dest, root, root).ConfigureAwait(false);
                         targets.Add((item, dest, true));
                         break;
                     case ContextItem c:
@@ -243,7 +254,7 @@ public sealed partial class BuildExecutor
                         }
                         if (stat.IsDirectory)
                         {
-                            await NeedDirAsync(dest).ConfigureAwait(false);
+                            await NeedDirAsync(dest, root, identity).ConfigureAwait(false);
                             targets.Add((source, dest, true));
                         }
                         else targets.Add((source, await FileTargetAsync(img.Path.Split('/')[^1]).ConfigureAwait(false), false));
@@ -254,15 +265,15 @@ public sealed partial class BuildExecutor
             async Task<string> FileTargetAsync(string name)
             {
                 var target = destIsDir || await IsDirAsync(dest).ConfigureAwait(false) ? (dest == "/" ? "/" + name : dest + "/" + name) : dest;
-                await NeedDirAsync(ParentOf(target)).ConfigureAwait(false);
+                await NeedDirAsync(ParentOf(target), identity, identity).ConfigureAwait(false);
                 return target;
             }
 
             using (var file = File.Create(temp))
             using (var tar = new TarWriter(file, TarEntryFormat.Gnu, leaveOpen: true))
             {
-                foreach (var d in newDirs)
-                    await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = uid, Gid = gid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
+                foreach (var (d, dirUid, dirGid) in newDirs)
+                    await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = dirUid, Gid = dirGid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
                 foreach (var (item, target, asDir) in targets)
                 {
                     switch (item)
@@ -288,7 +299,7 @@ public sealed partial class BuildExecutor
                             }
                             break;
                         case ImageItem img:
-                            await CopyFromImageAsync(tar, fromContainer!, img.Path, target, asDir, uid, gid, ct).ConfigureAwait(false);
+                            await CopyFromImageAsync(tar, fromContainer!, img.Path, target, asDir, chowned ? identity : null, ct).ConfigureAwait(false);
                             break;
                     }
                 }
@@ -299,10 +310,7 @@ public sealed partial class BuildExecutor
             foreach (var (item, target, _) in targets)
             {
                 if (item is ContextItem { Extract: true } archive)
-                {
-                    using var data = File.OpenRead(archive.Source.FullPath);
-                    await _engine.PutArchiveAsync(containerId, target, data, ct).ConfigureAwait(false);
-                }
+                    await ExtractArchiveAsync(containerId, archive.Source.FullPath, target, ct).ConfigureAwait(false);
             }
         }
         finally
@@ -361,6 +369,19 @@ public sealed partial class BuildExecutor
         return i <= 0 ? "/" : path[..i];
     }
 
+    /// <summary>
+    /// The mode a non-directory keeps after docker's builder chowns it: the kernel's chown clears setuid, and
+    /// setgid when the group may execute (a setgid without group-execute is a locking mark, and stays). Docker's
+    /// classic builder chowns every file it copies from the context (to root, or to --chown), and the files of a
+    /// COPY --from only with --chown. BuildKit chowns nothing this way and keeps both bits.
+    /// </summary>
+    internal static UnixFileMode AfterChown(UnixFileMode mode)
+    {
+        mode &= ~UnixFileMode.SetUser;
+        if ((mode & UnixFileMode.GroupExecute) != 0) mode &= ~UnixFileMode.SetGroup;
+        return mode;
+    }
+
     private static async Task WriteContextEntryAsync(TarWriter tar, ContextEntry e, string name, int uid, int gid, CancellationToken ct)
     {
         switch (e.Kind)
@@ -374,15 +395,19 @@ public sealed partial class BuildExecutor
             default:
                 using (var data = File.OpenRead(e.FullPath))
                 {
-                    var entry = new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime, DataStream = data };
+                    var entry = new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = AfterChown(e.Mode), Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime, DataStream = data };
                     await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
                 }
                 break;
         }
     }
 
-    /// <summary>Streams a path out of another image's container into the step's tar, renamed to the target.</summary>
-    private async Task CopyFromImageAsync(TarWriter tar, string fromContainer, string path, string target, bool asDir, int uid, int gid, CancellationToken ct)
+    /// <summary>
+    /// Streams a path out of another image's container into the step's tar, renamed to the target. Owners and
+    /// modes are kept, as docker keeps them (numeric ids, whether or not the image names them); with --chown
+    /// every entry gets that owner and loses what a chown clears.
+    /// </summary>
+    private async Task CopyFromImageAsync(TarWriter tar, string fromContainer, string path, string target, bool asDir, (int Uid, int Gid)? chown, CancellationToken ct)
     {
         using var stream = await _engine.GetArchiveAsync(fromContainer, path, ct).ConfigureAwait(false);
         using var reader = new TarReader(stream);
@@ -400,7 +425,10 @@ public sealed partial class BuildExecutor
             if (mapped is null) continue;
             var copy = new GnuTarEntry(entry.EntryType is TarEntryType.V7RegularFile ? TarEntryType.RegularFile : entry.EntryType, mapped)
             {
-                Mode = entry.Mode, Uid = uid, Gid = gid, ModificationTime = entry.ModificationTime,
+                Mode = chown is null || entry.EntryType == TarEntryType.Directory ? entry.Mode : AfterChown(entry.Mode),
+                Uid = chown?.Uid ?? entry.Uid,
+                Gid = chown?.Gid ?? entry.Gid,
+                ModificationTime = entry.ModificationTime,
             };
             if (entry.EntryType == TarEntryType.SymbolicLink) copy.LinkName = entry.LinkName;
             else if (entry.EntryType == TarEntryType.HardLink) copy.LinkName = Map(entry.LinkName) ?? entry.LinkName;
@@ -411,6 +439,55 @@ public sealed partial class BuildExecutor
             }
             if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile) copy.DataStream = entry.DataStream;
             await tar.WriteEntryAsync(copy, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> with every existing component resolved in the container: a symlink is replaced by
+    /// the engine's fully resolved target (scoped to the container's root). The first missing component ends the
+    /// walk: the rest is to be created.
+    /// </summary>
+    private async Task<string> ResolveInContainerAsync(Instruction node, string containerId, string path, CancellationToken ct)
+    {
+        var done = "/";
+        var pending = new Queue<string>(path.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        var hops = 0;
+        while (pending.Count > 0)
+        {
+            var candidate = JoinPath(done, pending.Dequeue());
+            var stat = await _engine.StatPathAsync(containerId, candidate, ct).ConfigureAwait(false);
+            if (stat is null) return pending.Aggregate(candidate, JoinPath);
+            if (stat.IsSymlink && stat.LinkTarget is { } target)
+            {
+                if (++hops > 40) throw Fail(node, $"too many levels of symbolic links: {path}");
+                done = CleanAbsolute(target.StartsWith('/') ? target : JoinPath(ParentOf(candidate), target));
+                continue;
+            }
+            done = candidate;
+        }
+        return done;
+    }
+
+    /// <summary>
+    /// Extracts a local archive of ADD into <paramref name="directory"/> (which exists). Entries that go through a
+    /// symlink of the archive are first renamed to where an extraction chrooted at the directory puts them (the
+    /// engine's endpoint would resolve them from the container's root); an archive without such entries goes up as
+    /// it is, compressed, and the engine decompresses it.
+    /// </summary>
+    private async Task ExtractArchiveAsync(string containerId, string archive, string directory, CancellationToken ct)
+    {
+        var confined = Path.GetTempFileName();
+        try
+        {
+            bool rewritten;
+            using (var output = File.Create(confined))
+                rewritten = await AddArchive.TryConfineAsync(archive, directory, output, ct).ConfigureAwait(false);
+            using var data = File.OpenRead(rewritten ? confined : archive);
+            await _engine.PutArchiveAsync(containerId, rewritten ? "/" : directory, data, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(confined);
         }
     }
 

@@ -216,7 +216,7 @@ public sealed partial class BuildExecutor
         if (await TryCacheAsync(state, key, newConfig, ct).ConfigureAwait(false)) return;
         var nop = state.Shell.Concat(["#(nop) ", text]).ToList();
         await CommitStepAsync(state, node, key, newConfig, nop,
-            id => EnsureDirectoriesAsync(id, path, 0, 0, ct), ct).ConfigureAwait(false);
+            id => EnsureDirectoriesAsync(id, path, 0, 0, ct), tmpfs: null, ct).ConfigureAwait(false);
     }
 
     private Task CmdAsync(StageState state, CmdInstruction node, CancellationToken ct)

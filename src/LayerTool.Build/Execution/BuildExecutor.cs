@@ -411,11 +411,13 @@ public sealed partial class BuildExecutor
         return (intended with { Cmd = command, Entrypoint = intended.Entrypoint is null ? null : [] }, intended);
     }
 
-    private async Task<string> CreateContainerAsync(string image, ContainerConfig config, CancellationToken ct)
+    private Task<string> CreateContainerAsync(string image, ContainerConfig config, CancellationToken ct) => CreateContainerAsync(image, config, null, ct);
+
+    private async Task<string> CreateContainerAsync(string image, ContainerConfig config, IReadOnlyList<string>? tmpfs, CancellationToken ct)
     {
         var name = NextContainerName();
         _liveContainers[name] = name;
-        var id = await _engine.CreateContainerAsync(new ContainerSpec(image, config, _options.NetworkMode, name), ct).ConfigureAwait(false);
+        var id = await _engine.CreateContainerAsync(new ContainerSpec(image, config, _options.NetworkMode, name) { Tmpfs = tmpfs ?? [] }, ct).ConfigureAwait(false);
         _liveContainers[id] = name;
         _liveContainers.TryRemove(name, out _);
         return id;
@@ -507,16 +509,20 @@ public sealed partial class BuildExecutor
         var key = StepKey(state, text);
         if (await TryCacheAsync(state, key, newConfig, ct).ConfigureAwait(false)) return;
         var nop = state.Shell.Concat(["#(nop) ", text]).ToList();
-        await CommitStepAsync(state, node, key, newConfig, nop, prepare: null, ct).ConfigureAwait(false);
+        await CommitStepAsync(state, node, key, newConfig, nop, prepare: null, tmpfs: null, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Creates the step's container, lets <paramref name="prepare"/> change it, commits with the full config and removes it.</summary>
+    /// <summary>
+    /// Creates the step's container, lets <paramref name="prepare"/> change it, commits with the full config and
+    /// removes it. <paramref name="tmpfs"/>: paths declared as (never mounted) tmpfs in the container, so that the
+    /// engine creates no volume there.
+    /// </summary>
     private async Task CommitStepAsync(StageState state, Instruction node, string? key, ContainerConfig newConfig, IReadOnlyList<string> command,
-        Func<string, Task>? prepare, CancellationToken ct)
+        Func<string, Task>? prepare, IReadOnlyList<string>? tmpfs, CancellationToken ct)
     {
         var (containerConfig, commitConfig) = StepConfigs(newConfig, command);
         var parent = await ParentImageAsync(state, ct).ConfigureAwait(false);
-        var id = await CreateContainerAsync(parent, containerConfig, ct).ConfigureAwait(false);
+        var id = await CreateContainerAsync(parent, containerConfig, tmpfs, ct).ConfigureAwait(false);
         try
         {
             if (prepare is not null) await prepare(id).ConfigureAwait(false);

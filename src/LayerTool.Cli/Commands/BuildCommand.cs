@@ -57,7 +57,7 @@ internal sealed class BuildCommand : Command
         Add(BuilderOption);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "tty", "json", "quiet");
         BuilderOption.AcceptOnlyFromAmong("auto", "buildkit", "classic");
-        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), BindDind(result), BindBuilder(result), context, c), ct));
+        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), BindBuilder(result), context, c), ct));
     }
 
     public Argument<string> ContextArgument { get; } = new("PATH") { Description = "The build context directory." };

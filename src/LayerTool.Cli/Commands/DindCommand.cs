@@ -83,6 +83,24 @@ public sealed class DindCommand
             parse.GetValue(BinaryOption)?.FullName, parse.GetValue(IfChangedOption));
     }
 
+    /// <summary>
+    /// <paramref name="options"/> able to build their image on first use: from the LayerTool repository above the
+    /// working directory, or above this program's own directory (a layertool run from its build output). With
+    /// neither, the options are returned as they are (and a missing image fails with how to build it).
+    /// </summary>
+    public static DindOptions? WithImageSource(DindOptions? options, string workingDirectory)
+    {
+        if (options is null || options.BuildIfMissing is not null) return options;
+        var repo = FindRepository(workingDirectory) ?? FindRepository(AppContext.BaseDirectory);
+        if (repo is null) return options;
+        // A single-file layertool can go into the image as it is; otherwise the repository's sources are published.
+        var self = Environment.ProcessPath;
+        var singleFile = self is not null && Path.GetFileNameWithoutExtension(self) == "layertool"
+            && !File.Exists(Path.Combine(AppContext.BaseDirectory, "layertool.dll"));
+        var binary = singleFile ? self : null;
+        return options with { BuildIfMissing = new DindImageOptions(repo, options.Image, LayerToolBinary: binary, Labels: options.Labels) };
+    }
+
     private static string? FindRepository(string start)
     {
         for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)

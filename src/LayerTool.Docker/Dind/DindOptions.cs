@@ -10,13 +10,17 @@ namespace LayerTool.Docker.Dind;
 /// <param name="SocketDirectory">Host directory (bind-mounted into the container) where the inner
 /// daemon's socket appears; null = a new directory under the temp folder, removed afterwards.</param>
 /// <param name="DaemonArguments">Extra dockerd flags for the inner daemon.</param>
+/// <param name="BuildIfMissing">How to build <paramref name="Image"/> when the engine does not have it (its
+/// Tag is replaced by <paramref name="Image"/>), as docker pulls a missing image; null = fail and say how to
+/// build it.</param>
 public sealed record DindOptions(
     string Image,
     IReadOnlyDictionary<string, string>? Labels = null,
     TimeSpan? StartTimeout = null,
     DindIsolation Isolation = DindIsolation.Auto,
     string? SocketDirectory = null,
-    IReadOnlyList<string>? DaemonArguments = null)
+    IReadOnlyList<string>? DaemonArguments = null,
+    DindImageOptions? BuildIfMissing = null)
 {
     /// <summary>The image users get when they name none.</summary>
     public const string DefaultImage = "layertool-dind:latest";

@@ -105,7 +105,15 @@ public sealed class DindSession : IAsyncDisposable
     {
         var client = _outer.Client;
         if (await ImageTransfer.ImageIdAsync(_outer, options.Image, cancellationToken).ConfigureAwait(false) is null)
-            throw new EngineException($"the dind image {options.Image} is not in the engine: build it with `layertool dind build-image -t {options.Image}`");
+        {
+            if (options.BuildIfMissing is null)
+                throw new EngineException($"the dind image {options.Image} is not in the engine, and no LayerTool repository (Dockerfile.dind) was found to build it from: build it with `layertool dind build-image --repo DIR -t {options.Image}`");
+            // As docker pulls an image it lacks: build it once, say so, show the progress.
+            _log?.Report($"dind: {options.Image} is not in the engine; building it now from {options.BuildIfMissing.RepositoryRoot} (first use, a few minutes)");
+            var buildWatch = Stopwatch.StartNew();
+            var built = await DindImageBuilder.BuildAsync(_outer, options.BuildIfMissing with { Tag = options.Image }, _log, cancellationToken).ConfigureAwait(false);
+            _log?.Report($"dind: built {options.Image} ({built.ImageId[..Math.Min(19, built.ImageId.Length)]}) in {buildWatch.Elapsed.TotalSeconds:0.0}s");
+        }
 
         var info = await client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         var cgroupV2 = string.Equals(info.CgroupVersion, "2", StringComparison.Ordinal);

@@ -179,6 +179,8 @@ public static class DockerfileDump
                 w.WriteStartObject();
                 w.WriteString("key", p.Key);
                 w.WriteString("value", p.Value);
+                // How the pair was written: "k=v" (true) or the legacy one-pair form "k v" (false).
+                w.WriteBoolean("hasEquals", p.HasEquals);
                 w.WriteEndObject();
             }
 

@@ -31,8 +31,12 @@ public static partial class HeredocScanner
         if (!m.Success || m.Groups[3].Value.Length == 0)
             return null;
         var raw = m.Groups[3].Value;
-        var name = Unquote(raw);
-        if (name.Length == 0 || name.Any(char.IsWhiteSpace))
+        // BuildKit lexes the rest as shell words and wants exactly one: blanks separate words unless quoted or
+        // escaped, so a quoted name may hold spaces (<<'one two'), and the end line is that name as it is.
+        if (!IsOneWord(raw.TrimStart(' ', '\t')))
+            return null;
+        var name = Unquote(raw.TrimStart(' ', '\t'));
+        if (name.Length == 0)
             return null;
         var fd = m.Groups[1].Value.Length == 0 ? 0 : int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         var expand = CountQuotes(name) == CountQuotes(raw);
@@ -40,6 +44,33 @@ public static partial class HeredocScanner
     }
 
     private static int CountQuotes(string s) => s.Count(c => c is '\'' or '"');
+
+    /// <summary>True when <paramref name="raw"/> has no blank outside quotes and escapes (one shell word).</summary>
+    private static bool IsOneWord(string raw)
+    {
+        char? quote = null;
+        for (var i = 0; i < raw.Length; i++)
+        {
+            var ch = raw[i];
+            if (quote is null && ch == '\\')
+            {
+                i++;
+                continue;
+            }
+            if (quote == '"' && ch == '\\')
+            {
+                i++;
+                continue;
+            }
+            if (quote is null && ch is '\'' or '"')
+                quote = ch;
+            else if (quote == ch)
+                quote = null;
+            else if (quote is null && char.IsWhiteSpace(ch))
+                return false;
+        }
+        return quote is null;
+    }
 
     /// <summary>Splits like a shell would, keeping quotes and escapes, and keeping <c>&lt;&lt; NAME</c> as one word.</summary>
     private static List<string> ShellWords(string line)

@@ -9,7 +9,9 @@ namespace LayerTool.IntegrationTests.Build;
 /// executor; the two images must have the same config (the fields the issue names) and the same filesystem,
 /// entry by entry (type, mode, owner, size, content hash, link target). A <c>flags</c> file holds docker flags
 /// (<c>--build-arg=K=V</c>, <c>--target=NAME</c>), one per line. A folder with an <c>expect-error</c> file is a
-/// build that must fail: docker's output and LayerTool's error must both contain that file's text.
+/// build that must fail: docker's output and LayerTool's error must both contain that file's text. A folder with a
+/// <c>prepare.sh</c> is copied to a temporary directory and the script runs there first (with <c>sh</c>), then is
+/// removed: it makes what git cannot keep (setuid and setgid bits, sticky directories).
 /// </summary>
 [Collection(EngineCollection.Name)]
 public sealed class ConformanceTests(EngineFixture engine)
@@ -30,7 +32,9 @@ public sealed class ConformanceTests(EngineFixture engine)
     [MemberData(nameof(Cases))]
     public async Task Builds_the_same_image_as_docker(string name)
     {
-        var dir = Path.Combine(CasesDirectory, name);
+        var caseDir = Path.Combine(CasesDirectory, name);
+        var prepared = File.Exists(Path.Combine(caseDir, "prepare.sh")) ? await PrepareAsync(caseDir) : null;
+        var dir = prepared ?? caseDir;
         var flags = File.Exists(Path.Combine(dir, "flags")) ? File.ReadAllLines(Path.Combine(dir, "flags")).Where(l => l.Length > 0).ToList() : [];
         var dockerTag = $"layertool-conformance/docker:{name}";
         var oursTag = $"layertool-conformance/ours:{name}";
@@ -75,6 +79,20 @@ public sealed class ConformanceTests(EngineFixture engine)
         {
             await EngineFixture.RunAsync("docker", ["rmi", "-f", dockerTag, oursTag], dir, CancellationToken.None, null,
                 new Dictionary<string, string> { ["DOCKER_HOST"] = engine.DockerHost });
+            if (prepared is not null) Directory.Delete(prepared, recursive: true);
         }
+    }
+
+    /// <summary>A copy of the case (modes and links kept) in which its prepare.sh has run.</summary>
+    private static async Task<string> PrepareAsync(string caseDir)
+    {
+        var temp = Path.Combine(Path.GetTempPath(), "layertool-conformance-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(temp);
+        var copy = await EngineFixture.RunAsync("cp", ["-a", caseDir + "/.", temp], caseDir, CancellationToken.None);
+        copy.ExitCode.ShouldBe(0, copy.StdErr);
+        var script = await EngineFixture.RunAsync("sh", ["prepare.sh"], temp, CancellationToken.None);
+        script.ExitCode.ShouldBe(0, script.StdErr);
+        File.Delete(Path.Combine(temp, "prepare.sh"));
+        return temp;
     }
 }

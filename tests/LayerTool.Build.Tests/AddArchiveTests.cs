@@ -1,0 +1,152 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Text;
+using LayerTool.Build.Execution;
+
+namespace LayerTool.Build.Tests;
+
+/// <summary>ADD's local-archive rules: what counts as an archive, and extraction confined to the destination.</summary>
+public sealed class AddArchiveTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("lt-add-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string File(string name, byte[] bytes)
+    {
+        var path = Path.Combine(_dir, name);
+        System.IO.File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    private static byte[] Tar(params (TarEntryType Type, string Name, string? Link, string? Data)[] entries)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new TarWriter(buffer, TarEntryFormat.Gnu, leaveOpen: true))
+        {
+            foreach (var (type, name, link, data) in entries)
+            {
+                var e = new GnuTarEntry(type, name) { Mode = (UnixFileMode)0x1A4 };
+                if (link is not null) e.LinkName = link;
+                if (data is not null) e.DataStream = new MemoryStream(Encoding.UTF8.GetBytes(data));
+                writer.WriteEntry(e);
+            }
+        }
+        return buffer.ToArray();
+    }
+
+    private static byte[] Gzip(byte[] bytes)
+    {
+        using var buffer = new MemoryStream();
+        using (var gz = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true)) gz.Write(bytes);
+        return buffer.ToArray();
+    }
+
+    private static byte[] Bzip2(byte[] bytes)
+    {
+        using var buffer = new MemoryStream();
+        using (var bz = new ICSharpCode.SharpZipLib.BZip2.BZip2OutputStream(buffer) { IsStreamOwner = false }) bz.Write(bytes);
+        return buffer.ToArray();
+    }
+
+    [Fact]
+    public void Tars_compressed_or_not_are_archives()
+    {
+        var tar = Tar((TarEntryType.RegularFile, "a.txt", null, "a"));
+        AddArchive.IsArchive(File("plain.tar", tar)).ShouldBeTrue();
+        AddArchive.IsArchive(File("any-name", Gzip(tar))).ShouldBeTrue();
+        AddArchive.IsArchive(File("b.tar.bz2", Bzip2(tar))).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void Files_that_only_look_like_archives_are_copied_as_files()
+    {
+        AddArchive.IsArchive(File("text.tar.gz", Encoding.UTF8.GetBytes("plain text\n"))).ShouldBeFalse();
+        AddArchive.IsArchive(File("gz-nontar.tar.gz", Gzip(Encoding.UTF8.GetBytes("hello, not a tar\n")))).ShouldBeFalse();
+        AddArchive.IsArchive(File("big-gz-nontar.gz", Gzip(new byte[4096].Select((_, i) => (byte)('a' + i % 26)).ToArray()))).ShouldBeFalse();
+        AddArchive.IsArchive(File("bz-nontar.bz2", Bzip2(Encoding.UTF8.GetBytes("hi\n")))).ShouldBeFalse();
+        AddArchive.IsArchive(File("a.zip", [(byte)'P', (byte)'K', 3, 4, .. new byte[600]])).ShouldBeFalse();
+        // An empty tar (two zero blocks) reads as the end at once: docker copies it as a file.
+        AddArchive.IsArchive(File("empty.tar", new byte[1024])).ShouldBeFalse();
+        AddArchive.IsArchive(File("short.tar", Encoding.UTF8.GetBytes("hello"))).ShouldBeFalse();
+        // A truncated gzip header, and a corrupt gzip body.
+        AddArchive.IsArchive(File("cut.gz", [0x1f, 0x8b, 0x08])).ShouldBeFalse();
+        AddArchive.IsArchive(File("bad.gz", [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff])).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void A_header_with_a_wrong_checksum_is_no_archive()
+    {
+        var tar = Tar((TarEntryType.RegularFile, "a.txt", null, "a"));
+        tar[0] ^= 0x01;
+        AddArchive.IsArchive(File("bad-sum.tar", tar)).ShouldBeFalse();
+    }
+
+    private async Task<List<(string Name, TarEntryType Type, string Link)>?> ConfineAsync(byte[] tar, string destination)
+    {
+        var path = File("x.tar", tar);
+        using var output = new MemoryStream();
+        if (!await AddArchive.TryConfineAsync(path, destination, output, CancellationToken.None)) return null;
+        output.Position = 0;
+        var list = new List<(string, TarEntryType, string)>();
+        using var reader = new TarReader(output);
+        while (reader.GetNextEntry() is { } e) list.Add((e.Name, e.EntryType, e.LinkName));
+        return list;
+    }
+
+    [Fact]
+    public async Task An_archive_without_links_to_follow_goes_up_as_it_is()
+    {
+        var tar = Tar((TarEntryType.Directory, "d/", null, null), (TarEntryType.RegularFile, "d/f", null, "x"), (TarEntryType.SymbolicLink, "d/l", "/etc", null));
+        (await ConfineAsync(tar, "/t")).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Entries_through_a_link_of_the_archive_stay_under_the_destination()
+    {
+        var tar = Tar(
+            (TarEntryType.SymbolicLink, "link", "/", null),
+            (TarEntryType.RegularFile, "link/etc/passwd", null, "evil"),
+            (TarEntryType.SymbolicLink, "rel", "../../..", null),
+            (TarEntryType.RegularFile, "rel/etc/group", null, "g"),
+            (TarEntryType.Directory, "sub/", null, null),
+            (TarEntryType.Directory, "a/", null, null),
+            (TarEntryType.SymbolicLink, "a/b", "/sub", null),
+            (TarEntryType.RegularFile, "a/b/x/y", null, "n"),
+            (TarEntryType.HardLink, "hl", "link/etc/passwd", null),
+            (TarEntryType.SymbolicLink, "chain", "a/b", null),
+            (TarEntryType.RegularFile, "chain/z", null, "z"),
+            (TarEntryType.Directory, "replaced/", null, null),
+            (TarEntryType.SymbolicLink, "replaced", "/", null),
+            (TarEntryType.RegularFile, "replaced/bin/sh", null, "s"),
+            (TarEntryType.SymbolicLink, "up", "a/../../../../sub", null),
+            (TarEntryType.RegularFile, "up/w", null, "w"),
+            (TarEntryType.RegularFile, "../../escape", null, "e"));
+        var entries = (await ConfineAsync(tar, "/t/deeper"))!;
+        entries.ShouldNotBeNull();
+        entries.Select(e => e.Name).ShouldBe([
+            "t/deeper/link", "t/deeper/etc/passwd", "t/deeper/rel", "t/deeper/etc/group", "t/deeper/sub/", "t/deeper/a/",
+            "t/deeper/a/b", "t/deeper/sub/x/y", "t/deeper/hl", "t/deeper/chain", "t/deeper/sub/z", "t/deeper/replaced/",
+            "t/deeper/replaced", "t/deeper/bin/sh", "t/deeper/up", "t/deeper/sub/w", "t/deeper/escape"]);
+        // Links keep their targets as written; a hard link names its resolved target.
+        entries.Single(e => e.Name == "t/deeper/link").Link.ShouldBe("/");
+        entries.Single(e => e.Name == "t/deeper/rel").Link.ShouldBe("../../..");
+        entries.Single(e => e.Name == "t/deeper/hl").Link.ShouldBe("t/deeper/etc/passwd");
+    }
+
+    [Fact]
+    public async Task A_relative_link_that_climbs_above_the_destination_needs_the_rewrite()
+    {
+        // The engine refuses it at the destination ("invalid symlink"); docker's chroot keeps it as it is.
+        var entries = (await ConfineAsync(Tar((TarEntryType.SymbolicLink, "rel", "../../..", null)), "/"))!;
+        entries.ShouldNotBeNull();
+        entries.Single().ShouldBe(("rel", TarEntryType.SymbolicLink, "../../.."));
+    }
+
+    [Fact]
+    public async Task A_link_loop_is_refused_clearly()
+    {
+        var tar = Tar((TarEntryType.SymbolicLink, "a", "b", null), (TarEntryType.SymbolicLink, "b", "a", null), (TarEntryType.RegularFile, "a/x", null, "x"));
+        (await Should.ThrowAsync<BuildException>(() => ConfineAsync(tar, "/t"))).Message.ShouldContain("too many levels of symbolic links");
+    }
+}
