@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# bench/build: about 40 steps (RUN, ENV, COPY) on busybox, built by `layertool build` and by the classic
-# `DOCKER_BUILDKIT=0 docker build`, without cache and fully cached. Prints the times and the ratios
-# (layertool / docker; below 1.0 means layertool is faster) from this one run.
+# bench/build: about 40 steps (RUN, ENV, COPY) on busybox, built by `layertool build --builder classic` and by
+# the classic `DOCKER_BUILDKIT=0 docker build`, and by `layertool build --builder buildkit` and the engine's
+# own BuildKit through Debian's 20.10 client (`DOCKER_BUILDKIT=1 /usr/bin/docker build`), without cache and
+# fully cached. Prints the times and the ratios (layertool / docker; below 1.0 means layertool is faster)
+# from this one run. BUILDKIT_CLIENT overrides the BuildKit reference client (default /usr/bin/docker).
 #
 #   bench/build/run.sh [LAYERTOOL]     LAYERTOOL: the layertool executable (default: scripts/publish.sh's)
 set -euo pipefail
@@ -37,27 +39,43 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 cold_runs=${COLD_RUNS:-3}
 warm_runs=${WARM_RUNS:-7}
 
-docker rmi -f bench-build/docker bench-build/layertool >/dev/null 2>&1 || true
+bk_client=${BUILDKIT_CLIENT:-/usr/bin/docker}
+images=(bench-build/docker bench-build/layertool bench-build/buildkit bench-build/layertool-buildkit)
+docker rmi -f "${images[@]}" >/dev/null 2>&1 || true
 d_cold_all=() l_cold_all=() d_warm_all=() l_warm_all=()
+b_cold_all=() k_cold_all=() b_warm_all=() k_warm_all=()
 for _ in $(seq 1 "$cold_runs"); do
   d_cold_all+=("$(time_of env DOCKER_BUILDKIT=0 docker build --no-cache --network none -t bench-build/docker "$ctx")")
-  l_cold_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --no-cache --network none -t bench-build/layertool "$ctx")")
+  l_cold_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --builder classic --no-cache --network none -t bench-build/layertool "$ctx")")
+  b_cold_all+=("$(time_of env DOCKER_BUILDKIT=1 "$bk_client" build --no-cache --progress plain --network none -t bench-build/buildkit "$ctx")")
+  k_cold_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --builder buildkit --progress plain --no-cache --network none -t bench-build/layertool-buildkit "$ctx")")
 done
-# Fill both caches with one cached-mode build, then time fully cached ones.
+# Fill the caches with one cached-mode build each, then time fully cached ones.
 env DOCKER_BUILDKIT=0 docker build --network none -t bench-build/docker "$ctx" >/dev/null 2>&1
-env XDG_CACHE_HOME="$cache" "$lt" build --network none -t bench-build/layertool "$ctx" >/dev/null 2>&1
+env XDG_CACHE_HOME="$cache" "$lt" build --builder classic --network none -t bench-build/layertool "$ctx" >/dev/null 2>&1
+env DOCKER_BUILDKIT=1 "$bk_client" build --progress plain --network none -t bench-build/buildkit "$ctx" >/dev/null 2>&1
+env XDG_CACHE_HOME="$cache" "$lt" build --builder buildkit --progress plain --network none -t bench-build/layertool-buildkit "$ctx" >/dev/null 2>&1
 for _ in $(seq 1 "$warm_runs"); do
   d_warm_all+=("$(time_of env DOCKER_BUILDKIT=0 docker build --network none -t bench-build/docker "$ctx")")
-  l_warm_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --network none -t bench-build/layertool "$ctx")")
+  l_warm_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --builder classic --network none -t bench-build/layertool "$ctx")")
+  b_warm_all+=("$(time_of env DOCKER_BUILDKIT=1 "$bk_client" build --progress plain --network none -t bench-build/buildkit "$ctx")")
+  k_warm_all+=("$(time_of env XDG_CACHE_HOME="$cache" "$lt" build --builder buildkit --progress plain --network none -t bench-build/layertool-buildkit "$ctx")")
 done
 d_cold=$(printf '%s\n' "${d_cold_all[@]}" | median); l_cold=$(printf '%s\n' "${l_cold_all[@]}" | median)
 d_warm=$(printf '%s\n' "${d_warm_all[@]}" | median); l_warm=$(printf '%s\n' "${l_warm_all[@]}" | median)
+b_cold=$(printf '%s\n' "${b_cold_all[@]}" | median); k_cold=$(printf '%s\n' "${k_cold_all[@]}" | median)
+b_warm=$(printf '%s\n' "${b_warm_all[@]}" | median); k_warm=$(printf '%s\n' "${k_warm_all[@]}" | median)
 
 kind="Native AOT"; [ -e "$(dirname "$lt")/layertool.dll" ] && kind="JIT (ReadyToRun when published so)"
 printf 'layertool: %s (%s)\n' "$lt" "$kind"
 printf 'medians of %s no-cache and %s cached runs, alternating\n' "$cold_runs" "$warm_runs"
 printf 'steps: %s (busybox; RUN, ENV, COPY)\n' "$steps"
+printf 'classic: DOCKER_BUILDKIT=0 docker build vs layertool build --builder classic\n'
 printf '%-10s %12s %12s %8s\n' case docker layertool ratio
 printf '%-10s %11.2fs %11.2fs %8.2f\n' no-cache "$d_cold" "$l_cold" "$(echo "$l_cold / $d_cold" | bc -l)"
 printf '%-10s %11.2fs %11.2fs %8.2f\n' cached "$d_warm" "$l_warm" "$(echo "$l_warm / $d_warm" | bc -l)"
-docker rmi -f bench-build/docker bench-build/layertool >/dev/null 2>&1 || true
+printf 'buildkit: DOCKER_BUILDKIT=1 %s build vs layertool build --builder buildkit\n' "$bk_client"
+printf '%-10s %12s %12s %8s %14s\n' case buildkit layertool ratio vs-classic
+printf '%-10s %11.2fs %11.2fs %8.2f %14.2f\n' no-cache "$b_cold" "$k_cold" "$(echo "$k_cold / $b_cold" | bc -l)" "$(echo "$k_cold / $d_cold" | bc -l)"
+printf '%-10s %11.2fs %11.2fs %8.2f %14.2f\n' cached "$b_warm" "$k_warm" "$(echo "$k_warm / $b_warm" | bc -l)" "$(echo "$k_warm / $d_warm" | bc -l)"
+docker rmi -f "${images[@]}" >/dev/null 2>&1 || true
