@@ -71,4 +71,21 @@ public sealed class DindCommandTests
         var cli = new CliHarness();
         (await cli.RunAsync("dind", "run", "--isolation", "none", "true")).ShouldBe(2);
     }
+
+    [Fact]
+    public void Build_with_dind_can_build_its_image_from_the_repository_above_the_working_directory()
+    {
+        var options = DindCommand.WithImageSource(new DindOptions("my-dind:1"), Path.Combine(CliHarness.RepoRoot, "src"))!;
+        options.BuildIfMissing.ShouldNotBeNull();
+        options.BuildIfMissing.RepositoryRoot.ShouldBe(CliHarness.RepoRoot);
+        options.BuildIfMissing.Tag.ShouldBe("my-dind:1");
+        // Run by dotnet from the build output: the sources are published, not this process's binary.
+        options.BuildIfMissing.LayerToolBinary.ShouldBeNull();
+    }
+
+    [Fact]
+    public void A_direct_build_has_no_dind_options_to_complete()
+    {
+        DindCommand.WithImageSource(null, CliHarness.RepoRoot).ShouldBeNull();
+    }
 }
