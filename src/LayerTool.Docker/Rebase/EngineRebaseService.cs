@@ -72,17 +72,33 @@ public sealed class EngineRebaseService
                 "rebasing into an engine that uses the containerd image store is not supported yet; rebase a saved archive with --input/--output instead");
         }
 
+        // A wrong --from is refused before the image is saved (the engine's layer lists suffice).
+        EngineImage? from = null;
+        if (request.From is not null)
+        {
+            from = await _engine.TryInspectImageAsync(request.From, cancellationToken).ConfigureAwait(false)
+                   ?? throw new EngineException($"no such image: {request.From} (the old base)");
+            CheckPrefix(from, image, request.From, request.Image);
+        }
+
         using var save = await EngineImageArchive.OpenAsync(_engine, image.Id, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
         var saved = save.GetImage();
         if (!saved.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(image.DiffIds, StringComparer.Ordinal))
             throw new EngineException($"the save of image {request.Image} does not hold the layers the engine reports for it");
 
-        var (oldBase, oldName, foundBy) = await FindOldBaseAsync(request, image, saved, cancellationToken).ConfigureAwait(false);
-        if (oldBase.DiffIds.Count > image.DiffIds.Count || !oldBase.DiffIds.SequenceEqual(image.DiffIds.Take(oldBase.DiffIds.Count), StringComparer.Ordinal))
+        EngineImage oldBase;
+        string oldName;
+        string foundBy;
+        if (from is not null)
         {
-            // The same refusal as the pure check, before any base is read.
-            _ = Rebaser.CheckPrefix(saved.Config, ConfigOf(oldBase), request.Image, oldName);
+            (oldBase, oldName, foundBy) = (from, request.From!, "--from");
         }
+        else
+        {
+            (oldBase, oldName, foundBy) = await FindOldBaseAsync(request, image, saved, cancellationToken).ConfigureAwait(false);
+        }
+
+        CheckPrefix(oldBase, image, oldName, request.Image);
 
         var (oldIndex, oldConfig) = await BaseAsync(oldBase, cancellationToken).ConfigureAwait(false);
         using var ownedOldIndex = oldIndex;
@@ -109,18 +125,11 @@ public sealed class EngineRebaseService
         return new RebaseOutcome(plan.Report, id, request.Tags, request.Output, bytes, how, own);
     }
 
-    /// <summary>The old base: <c>--from</c>; else the image's base labels (when they name a local prefix of it); else
+    /// <summary>The old base without <c>--from</c>: the image's base labels (when they name a local prefix of it); else
     /// the local image whose layers are the longest proper prefix of the image's.</summary>
     private async Task<(EngineImage Image, string Name, string FoundBy)> FindOldBaseAsync(EngineRebaseRequest request, EngineImage image, ArchiveImage saved,
         CancellationToken cancellationToken)
     {
-        if (request.From is not null)
-        {
-            var from = await _engine.TryInspectImageAsync(request.From, cancellationToken).ConfigureAwait(false)
-                       ?? throw new EngineException($"no such image: {request.From} (the old base)");
-            return (from, request.From, "--from");
-        }
-
         if (OldBaseHint.Of(saved.Config, null) is { } hint)
         {
             foreach (var candidate in hint.Candidates())
@@ -163,6 +172,13 @@ public sealed class EngineRebaseService
             ? (best, best.RepoTags.FirstOrDefault(t => t != "<none>:<none>") ?? best.Id, "prefix")
             : throw new RebaseException(
                 $"cannot tell which base {request.Image} was built on: it names none ({SquashConfig.BaseNameLabel} label) and no local image has a prefix of its layers; name it with --from.");
+    }
+
+    /// <summary>The pure check's refusal (<see cref="Rebaser.CheckPrefix"/>) on the engine's layer lists, before any base is read.</summary>
+    private static void CheckPrefix(EngineImage oldBase, EngineImage image, string oldName, string imageName)
+    {
+        if (oldBase.DiffIds.Count > image.DiffIds.Count || !oldBase.DiffIds.SequenceEqual(image.DiffIds.Take(oldBase.DiffIds.Count), StringComparer.Ordinal))
+            _ = Rebaser.CheckPrefix(ConfigOf(image), ConfigOf(oldBase), imageName, oldName);
     }
 
     private static bool Tagged(EngineImage image) => image.RepoTags.Any(t => t != "<none>:<none>");
