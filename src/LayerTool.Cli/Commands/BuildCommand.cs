@@ -55,6 +55,7 @@ internal sealed class BuildCommand : Command
         Add(DindOption);
         Add(DindImageOption);
         Add(BuilderOption);
+        Add(PlanOption);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "tty", "json", "quiet");
         BuilderOption.AcceptOnlyFromAmong("auto", "buildkit", "classic");
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), BindBuilder(result), context, c), ct));
@@ -100,8 +101,10 @@ internal sealed class BuildCommand : Command
             "classic" => BuilderChoice.Classic,
             _ => throw new CliException($"LAYERTOOL_BUILDER={fromEnvironment}: expected auto, buildkit or classic"),
         };
-        return new BuilderSelection(choice, result.GetValue(ProgressOption) ?? "auto");
+        return new BuilderSelection(choice, result.GetValue(ProgressOption) ?? "auto", result.GetValue(PlanOption));
     }
+
+    public Option<bool> PlanOption { get; } = new("--plan") { Description = "Print the standard builds and squashes that TAG, COMPRESS and --squash compile to (BuildKit), and run nothing; JSON with --progress json." };
 
     public Option<bool> SquashOption { get; } = new("--squash") { Description = "Squash the new layers onto the target stage's FROM image at the end (COMPRESS)." };
 
@@ -195,6 +198,14 @@ internal sealed class BuildCommand : Command
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(context);
+        if (builder.PlanOnly)
+        {
+            // The plan is pure: no engine is asked.
+            var text = await ReadDockerfileAsync(options, cancellationToken).ConfigureAwait(false);
+            var plan = BuildPlanner.Plan(text, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
+            await context.Out.WriteAsync(builder.Progress == "json" ? BuildPlanFormatter.Json(plan) : BuildPlanFormatter.Text(plan)).ConfigureAwait(false);
+            return CommandErrors.Success;
+        }
         using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         // The builder is chosen against the engine that runs the build: with --dind, the inner one.
@@ -211,7 +222,7 @@ internal sealed class BuildCommand : Command
                     warning => context.Error.WriteLine($"layertool: warning: {warning}"));
                 // As the seam's type: the planner's runner takes any backend.
                 IBuildBackend standard = backend;
-                return await RunStandardBuildsAsync(standard, o, dockerfile, token).ConfigureAwait(false);
+                return await RunPlanAsync(standard, engine, o, dockerfile, log, token).ConfigureAwait(false);
             }
             finally
             {
@@ -242,17 +253,17 @@ internal sealed class BuildCommand : Command
     }
 
     /// <summary>
-    /// Runs the Dockerfile on a standard-build backend. On this branch: one build of the whole file (no TAG,
-    /// COMPRESS or --squash reach here); the planner replaces this with its list of builds.
+    /// Runs the Dockerfile on a standard-build backend: the planner compiles TAG, COMPRESS and --squash into
+    /// standard builds and squashes (one build when there are none), and the runner removes its temporary
+    /// tags on success, failure and Ctrl-C.
     /// </summary>
-    private static async Task<BuildResult> RunStandardBuildsAsync(IBuildBackend backend, BuildOptions options, string dockerfile, CancellationToken cancellationToken)
+    private static async Task<BuildResult> RunPlanAsync(IBuildBackend backend, DockerConnection engine, BuildOptions options, string dockerfile, BuildLog log, CancellationToken cancellationToken)
     {
-        var build = new StandardBuild(0, "final image", dockerfile, options.Target,
-            options.BuildArgs ?? new Dictionary<string, string>(), options.Tags ?? [], options.Labels ?? new Dictionary<string, string>(),
-            options.NetworkMode, options.NoCache);
-        var result = await backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
+        var plan = BuildPlanner.Plan(dockerfile, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
+        var runner = new BuildPlanRunner(backend, CreateSquashService(engine, options.CacheDirectory), new DockerBuildEngine(engine), log);
+        var result = await runner.RunAsync(plan, cancellationToken).ConfigureAwait(false);
         if (options.ImageIdFile is not null) await File.WriteAllTextAsync(options.ImageIdFile, result.ImageId, cancellationToken).ConfigureAwait(false);
-        return new BuildResult(result.ImageId, options.Tags ?? [], [], [], result.Steps, result.CachedSteps);
+        return result;
     }
 
     private static async Task<string> ReadDockerfileAsync(BuildOptions options, CancellationToken cancellationToken)
@@ -264,9 +275,7 @@ internal sealed class BuildCommand : Command
 
     /// <summary>
     /// BuildKit or classic, decided before anything runs. Under auto, classic (with the reason, one line on
-    /// stderr) when the engine has no BuildKit, when the file uses what the engine's frontend lacks and the
-    /// classic executor has, or when it has TAG, COMPRESS or --squash (not planned onto BuildKit on this branch).
-    /// Under buildkit each of these is an error instead.
+    /// stderr) when the engine has no BuildKit, when the file uses what the engine's frontend lacks and the classic executor has; under buildkit each is an error instead.
     /// </summary>
     private static async Task<bool> ChooseBuildKitAsync(DockerConnection engine, BuildOptions options, string dockerfile, BuilderChoice choice, CliContext context, CancellationToken cancellationToken)
     {
@@ -277,9 +286,6 @@ internal sealed class BuildCommand : Command
             await context.Error.WriteLineAsync($"layertool: building with the classic builder: {reason}").ConfigureAwait(false);
             return false;
         }
-        var syntax = LayerTool.Dockerfile.Syntax.DockerfileParser.ParseLenient(dockerfile);
-        if (options.Squash || syntax.Instructions.Any(n => n.Keyword is LayerTool.Dockerfile.Syntax.Keywords.Tag or LayerTool.Dockerfile.Syntax.Keywords.Compress))
-            return await Classic("TAG, COMPRESS and --squash need the build planner, which this branch does not have yet").ConfigureAwait(false);
         var availability = await BuilderProbe.ProbeAsync(engine, cancellationToken).ConfigureAwait(false);
         if (!availability.Available) return await Classic(availability.Reason).ConfigureAwait(false);
         var version = FrontendCheck.ParseEngineVersion(engine.ServerVersion) ?? new Version(0, 0);
@@ -308,4 +314,7 @@ internal sealed class BuildCommand : Command
 }
 
 /// <summary>The builder a build runs on and the progress style for BuildKit builds (<c>--progress</c> as given).</summary>
-public sealed record BuilderSelection(BuilderChoice Choice, string Progress);
+/// <param name="Choice">auto, buildkit or classic.</param>
+/// <param name="Progress">The <c>--progress</c> value as given.</param>
+/// <param name="PlanOnly"><c>--plan</c>: print the plan and run nothing.</param>
+public sealed record BuilderSelection(BuilderChoice Choice, string Progress, bool PlanOnly = false);
