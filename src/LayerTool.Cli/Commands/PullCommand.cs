@@ -280,7 +280,14 @@ internal static class EngineLoad
 
     private static async Task<bool> EngineHasPrefixAsync(IImageEngine engine, PulledImage image, int count, CancellationToken cancellationToken)
     {
-        var config = image.Config.WithDiffIds(image.Config.DiffIds.Take(count));
+        // The engine refuses a config with more non-empty history entries than layers: keep those of the prefix.
+        var config = image.Config.WithDiffIds(image.Config.DiffIds.Take(count)).Edit(json =>
+        {
+            if (json["history"] is not System.Text.Json.Nodes.JsonArray history) return;
+            static bool Empty(System.Text.Json.Nodes.JsonNode? h) =>
+                h is System.Text.Json.Nodes.JsonObject o && o["empty_layer"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<bool>(out var e) && e;
+            while (history.Count > 0 && history.Count(h => !Empty(h)) > count) history.RemoveAt(history.Count - 1);
+        });
         var probe = new ComposedImage(config, [.. image.Layers.Take(count).Select(l => new DescribedLayer(l.DiffId, l.Descriptor))]);
         var before = await engine.TryInspectImageAsync(config.Digest.ToString(), cancellationToken).ConfigureAwait(false);
         if (before is not null) return true;
