@@ -237,6 +237,11 @@ public sealed partial class BuildExecutor
         {
             throw Fail(instruction, e.Message, e);
         }
+        catch (LayerTool.Dockerfile.Shell.ShellExpansionException e)
+        {
+            // A word that cannot be expanded (a required variable unset, substitutions nested too deep) names its line.
+            throw Fail(instruction, e.Message, e);
+        }
     }
 
     private void BeginStep(Instruction instruction)
