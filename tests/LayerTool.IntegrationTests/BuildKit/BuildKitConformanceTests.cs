@@ -9,7 +9,10 @@ namespace LayerTool.IntegrationTests.BuildKit;
 /// The conformance Dockerfiles (Build/Conformance; none has TAG or COMPRESS) built by LayerTool's BuildKit
 /// backend and by <c>DOCKER_BUILDKIT=1 /usr/bin/docker build</c> (Debian's 20.10 client, the engine's own
 /// BuildKit through a session) on the same engine: same config (the fields the classic suite compares), same
-/// number of layers, same filesystem entry by entry. The <c>expect-error</c> cases must fail with both.
+/// number of layers, same filesystem entry by entry. A case docker's BuildKit refuses (some classic
+/// <c>expect-error</c> cases build on BuildKit; <c>volume-then-run</c> fails there, as VOLUME creates no
+/// directory) must fail with LayerTool too. Layer digests are not compared: the context tar carries whole-second
+/// mtimes (GNU format, see ContextSpool), docker's session nanoseconds, and layers keep them.
 /// </summary>
 [Collection(EngineCollection.Name)]
 public sealed class BuildKitConformanceTests(EngineFixture engine)
@@ -28,7 +31,6 @@ public sealed class BuildKitConformanceTests(EngineFixture engine)
         var suffix = Guid.NewGuid().ToString("N")[..8];
         var dockerTag = $"layertool-bk-conformance/docker:{name}-{suffix}";
         var oursTag = $"layertool-bk-conformance/ours:{name}-{suffix}";
-        var expectError = File.Exists(Path.Combine(dir, "expect-error"));
         var env = new Dictionary<string, string> { ["DOCKER_HOST"] = engine.DockerHost, ["DOCKER_BUILDKIT"] = "1" };
         try
         {
@@ -40,14 +42,12 @@ public sealed class BuildKitConformanceTests(EngineFixture engine)
             using var backend = new BuildKitBackend(engine.Connection, new BuildKitBackendOptions(dir), new QuietProgress());
             var build = new StandardBuild(0, name, await File.ReadAllTextAsync(Path.Combine(dir, "Dockerfile")), target, buildArgs, [oursTag],
                 new Dictionary<string, string> { [EngineFixture.TestLabel] = "1" }, "none", NoCache: false);
-            if (expectError)
+            if (docker.ExitCode != 0)
             {
-                docker.ExitCode.ShouldNotBe(0, "docker build was expected to fail");
                 var failure = await Should.ThrowAsync<Exception>(() => backend.BuildAsync(build, CancellationToken.None));
                 failure.ShouldBeOfType<LayerTool.Build.BuildException>(failure.Message);
                 return;
             }
-            docker.ExitCode.ShouldBe(0, $"docker build failed:\n{docker.StdErr}");
             var result = await backend.BuildAsync(build, CancellationToken.None);
             result.ImageId.ShouldStartWith("sha256:");
 
@@ -60,8 +60,6 @@ public sealed class BuildKitConformanceTests(EngineFixture engine)
             var extra = actual.Files.Except(expected.Files).ToList();
             (missing.Count + extra.Count).ShouldBe(0,
                 $"filesystems differ:\n only docker: {string.Join("\n   ", missing.Take(20))}\n only ours: {string.Join("\n   ", extra.Take(20))}");
-            // Same layers, byte for byte: BuildKit's layer digests do not depend on the client.
-            actual.DiffIds.ShouldBe(expected.DiffIds);
         }
         finally
         {
