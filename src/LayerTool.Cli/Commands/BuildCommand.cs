@@ -2,6 +2,7 @@ using System.CommandLine;
 using LayerTool.Build;
 using LayerTool.Build.Execution;
 using LayerTool.Docker;
+using LayerTool.Docker.Sweep;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Docker.Dind;
@@ -153,7 +154,9 @@ internal sealed class BuildCommand : Command
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
+        using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
+        // The build's containers are named after this process, so that a run after a kill can remove them.
+        options = options with { BuildId = options.BuildId ?? ProcessOwner.NewId() };
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
             new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token);
