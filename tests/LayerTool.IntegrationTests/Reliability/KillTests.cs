@@ -152,9 +152,13 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
         var duration = await MeasureAsync(variant);
         var expected = signal == "INT" ? 130 : 143;
         var (kills, late, slowest) = (0, 0, TimeSpan.Zero);
-        foreach (var delay in Delays(duration, Loop))
+        // Loop kills that land before the end: a squash that ends before its signal (the machine was faster this
+        // time) shortens the span the next signals are spread over, and is tried again.
+        while (kills < Loop && late < 2 * Loop)
         {
+            var delay = Delays(duration, Loop).ElementAt(kills);
             var tag = NewTag();
+            var started = Stopwatch.StartNew();
             using var run = Start(SquashArgs(variant, tag));
             await Task.Delay(delay);
             var clock = Stopwatch.StartNew();
@@ -162,10 +166,13 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
             (await run.WaitAsync(HangTimeout)).ShouldBeTrue($"SIG{signal} at {delay.TotalSeconds:0.0} s: still running {HangTimeout.TotalSeconds} s later.\n{run.StdErr}");
             var exitedAfter = clock.Elapsed;
             var what = $"{variant}, SIG{signal} at {delay.TotalSeconds:0.00} s (exit {run.ExitCode} {exitedAfter.TotalSeconds:0.00} s later)\nstderr:\n{run.StdErr}";
-            if (!sent || run.ExitCode == 0)
+            // The image ID on stdout is the squash's last act: a signal after it (while the process exits) finds the
+            // work done, tagged and cleaned up, whatever the exit code then says.
+            if (!sent || run.ExitCode == 0 || run.StdOut.Contains("sha256:", StringComparison.Ordinal))
             {
                 // The squash finished before the signal came (the machine was faster this time): nothing to judge.
                 late++;
+                duration = TimeSpan.FromSeconds(Math.Min(duration.TotalSeconds, started.Elapsed.TotalSeconds - clock.Elapsed.TotalSeconds) * 0.9);
                 if (await TaggedAsync(tag)) await _engine.DockerAsync(["rmi", tag]);
                 File.Delete(Path.Combine(_work, "out.tar"));
                 continue;
@@ -180,7 +187,7 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
             File.Delete(Path.Combine(_work, "out.tar"));
         }
         _output.WriteLine($"{variant} SIG{signal}: {kills} kills, {late} came after the end, slowest exit {slowest.TotalSeconds:0.00} s after the signal; leaks 0");
-        kills.ShouldBeGreaterThan(0, "every signal came after the squash had ended");
+        kills.ShouldBe(Loop, "too many signals came after the squash had ended");
     }
 
     [Theory]
@@ -226,6 +233,7 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
     /// next run removes it.</summary>
     private async Task KillDuringExportAsync()
     {
+        var (leftCount, exportEnded) = (0, 0);
         for (var i = 0; i < Loop; i++)
         {
             using var run = Start(SquashArgs("api", NewTag()));
@@ -236,17 +244,22 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
                 (DateTime.UtcNow < deadline).ShouldBeTrue("no export container within 2 minutes");
                 await Task.Delay(20);
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(150 * i));
+            await Task.Delay(TimeSpan.FromMilliseconds(150 * (i % 5)));
             (await run.SignalAsync("KILL")).ShouldBeTrue();
             (await run.WaitAsync(HangTimeout)).ShouldBeTrue();
-            (await ContainersOfAsync(run.Id)).ShouldStartWith(Sweeper.ExportPrefix + run.Id.ToString(CultureInfo.InvariantCulture) + ".");
+            // Killed during the export, the container stays; a kill just after it finds it removed already.
+            var left = await ContainersOfAsync(run.Id);
+            if (left.Length > 0) leftCount++;
+            else exportEnded++;
+            if (left.Length > 0) left.ShouldStartWith(Sweeper.ExportPrefix + run.Id.ToString(CultureInfo.InvariantCulture) + ".");
             Directory.EnumerateDirectories(_temp, Sweeper.TempPrefix + "*").ShouldHaveSingleItem();
 
             await SweepingRunAsync(i);
             (await ContainersOfAsync(run.Id)).ShouldBeEmpty($"round {i}");
             TempLeftovers().ShouldBeEmpty($"round {i}");
         }
-        _output.WriteLine($"export container SIGKILL: {Loop} kills, each left its export container; after the next run's sweep: leaks 0");
+        _output.WriteLine($"export container SIGKILL: {Loop} kills, {leftCount} left the export container ({exportEnded} came just after the export); after the next run's sweep: leaks 0");
+        leftCount.ShouldBeGreaterThan(0, "no kill came during the export");
     }
 
     /// <summary>Runs a command that touches the engine, which sweeps first; it must succeed.</summary>
