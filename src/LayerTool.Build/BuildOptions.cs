@@ -37,7 +37,12 @@ public sealed record BuildOptions(
     IReadOnlyDictionary<string, string>? Labels = null,
     ProgressMode Progress = ProgressMode.Auto,
     bool Squash = false,
-    string? CacheDirectory = null);
+    string? CacheDirectory = null)
+{
+    /// <summary>The ID that names the build's containers (<c>layertool-build-ID-N</c>); null: a random one. The CLI
+    /// gives one that names its process, so that a later run can remove the containers of a build that was killed.</summary>
+    public string? BuildId { get; init; }
+}
 
 /// <summary>One TAG the build applied.</summary>
 public sealed record TaggedImage(string Reference, string ImageId, int Line);

@@ -66,8 +66,10 @@ public static class CommandErrors
             cancellationToken.ThrowIfCancellationRequested();
             return await work(cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // Cancelled, whatever the exception: a cancelled read can surface as the stream's own error (a closed
+            // pipe, a connection cut short), which would read as a failure of its own.
             await context.Error.WriteLineAsync("layertool: cancelled").ConfigureAwait(false);
             return Cancelled;
         }

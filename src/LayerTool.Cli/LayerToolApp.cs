@@ -3,6 +3,7 @@ using System.CommandLine.Invocation;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using LayerTool.Cli.Commands;
+using LayerTool.Docker.Sweep;
 
 namespace LayerTool.Cli;
 
@@ -55,42 +56,77 @@ public static class LayerToolApp
 
     /// <summary>
     /// Runs the CLI on the process console. SIGINT (Ctrl-C) and SIGTERM cancel the running verb, which cleans up
-    /// (build and dind containers) and exits 130 for SIGINT, 143 for SIGTERM (128 + the signal, as a shell
-    /// reports a process the signal killed). A second signal during the clean-up, or a clean-up longer than
-    /// <see cref="CleanupTimeout"/>, ends the process at once with that code.
+    /// (build, export and dind containers, temp files) and exits 130 for SIGINT, 143 for SIGTERM (128 + the signal,
+    /// as a shell reports a process the signal killed). A second signal during the clean-up, or a clean-up longer
+    /// than <see cref="CleanupTimeout"/>, ends the process at once with that code; its temp files are deleted all
+    /// the same, and the containers it could not remove are removed by the next run's sweep (their names say that
+    /// their process is gone).
+    /// Every temp file of the run goes into one directory of its own (<c>TMPDIR/layertool-tmp-ID</c>, made the
+    /// process's TMPDIR, so that also code that only knows <see cref="Path.GetTempPath"/> writes there), deleted
+    /// when the process ends, or by a later run when this one was killed.
     /// </summary>
     public static int Run(string[] args)
     {
         using var cancel = new CancellationTokenSource();
         var signalled = 0;
-        void OnSignal(PosixSignalContext context)
+        string? runTemp = null;
+        void OnSignal(PosixSignalContext signal)
         {
-            var code = context.Signal == PosixSignal.SIGTERM ? CommandErrors.Terminated : CommandErrors.Cancelled;
+            var code = signal.Signal == PosixSignal.SIGTERM ? CommandErrors.Terminated : CommandErrors.Cancelled;
             if (Interlocked.CompareExchange(ref signalled, code, 0) != 0)
             {
-                // The second signal: stop waiting for the clean-up (an engine that hangs could hold it for a minute).
+                // The second signal: stop waiting for the clean-up (an engine that hangs could hold it for a minute),
+                // but not before the temp files are gone (a squash's can be gigabytes; deleting them takes no engine).
                 Console.Error.WriteLine("layertool: cancelled again: stopped before the clean-up finished");
+                DeleteRunTemp(Volatile.Read(ref runTemp));
                 Environment.Exit(code);
             }
-            context.Cancel = true;
+            signal.Cancel = true;
             cancel.Cancel();
         }
+        // The handlers first: from here a signal never ends the process without its clean-up.
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        var run = RunAsync(args, CliContext.FromConsole(), cancel.Token);
-        var signal = new TaskCompletionSource();
-        using (cancel.Token.Register(() => signal.TrySetResult()))
+        var tempRoot = Path.GetTempPath();
+        try
         {
-            // After a signal the verb gets CleanupTimeout to finish its clean-up.
-            if (Task.WhenAny(run, signal.Task).GetAwaiter().GetResult() != run
-                && Task.WhenAny(run, Task.Delay(CleanupTimeout)).GetAwaiter().GetResult() != run)
-            {
-                Console.Error.WriteLine("layertool: cancelled: stopped before the clean-up finished");
-                return Volatile.Read(ref signalled);
-            }
+            Volatile.Write(ref runTemp, Sweeper.CreateRunTempDirectory(tempRoot));
+            // The process's own setting, made at its entry point: everything below (and any child) puts its temp
+            // files into the run's directory.
+            Environment.SetEnvironmentVariable("TMPDIR", runTemp);
         }
-        var exit = run.GetAwaiter().GetResult();
-        return exit == CommandErrors.Cancelled && Volatile.Read(ref signalled) == CommandErrors.Terminated ? CommandErrors.Terminated : exit;
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No directory of our own: temp files go where they always went (a killed run then leaks them).
+        }
+        try
+        {
+            var run = RunAsync(args, CliContext.FromConsole() with { TempRoot = tempRoot, TempDirectory = runTemp }, cancel.Token);
+            var signalTask = new TaskCompletionSource();
+            using (cancel.Token.Register(() => signalTask.TrySetResult()))
+            {
+                // After a signal the verb gets CleanupTimeout to finish its clean-up.
+                if (Task.WhenAny(run, signalTask.Task).GetAwaiter().GetResult() != run
+                    && Task.WhenAny(run, Task.Delay(CleanupTimeout)).GetAwaiter().GetResult() != run)
+                {
+                    Console.Error.WriteLine("layertool: cancelled: stopped before the clean-up finished");
+                    return Volatile.Read(ref signalled);
+                }
+            }
+            var exit = run.GetAwaiter().GetResult();
+            return exit == CommandErrors.Cancelled && Volatile.Read(ref signalled) == CommandErrors.Terminated ? CommandErrors.Terminated : exit;
+        }
+        finally
+        {
+            DeleteRunTemp(runTemp);
+        }
+    }
+
+    /// <summary>Deletes the run's temp directory; a file made while it is deleted (a verb still winding down) gets a second try.</summary>
+    private static void DeleteRunTemp(string? runTemp)
+    {
+        if (runTemp is null) return;
+        for (var attempt = 0; attempt < 3 && !Sweeper.TryDeleteDirectory(runTemp); attempt++) Thread.Sleep(20);
     }
 
     /// <summary>

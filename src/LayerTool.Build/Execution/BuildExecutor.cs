@@ -44,7 +44,7 @@ public sealed partial class BuildExecutor
     private readonly List<CompressedImage> _compressions = [];
     private readonly HashSet<string> _usedBuildArgs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string?> _metaArgs = new(StringComparer.Ordinal);
-    private readonly string _buildId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+    private readonly string _buildId;
     private BuildCache _cache = BuildCache.Disabled;
     private BuildContext _context = null!;
     private ShellWordExpander _expander = new();
@@ -69,6 +69,7 @@ public sealed partial class BuildExecutor
         _http = http;
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _log = log ?? throw new ArgumentNullException(nameof(log));
+        _buildId = options.BuildId ?? Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
     }
 
     /// <summary>The ID that names this build's containers.</summary>

@@ -6,6 +6,7 @@ using LayerTool.Build.Planning;
 using LayerTool.Build.Progress;
 using LayerTool.Docker;
 using LayerTool.Docker.BuildKit;
+using LayerTool.Docker.Sweep;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Docker.Dind;
@@ -206,7 +207,9 @@ internal sealed class BuildCommand : Command
             await context.Out.WriteAsync(builder.Progress == "json" ? BuildPlanFormatter.Json(plan) : BuildPlanFormatter.Text(plan)).ConfigureAwait(false);
             return CommandErrors.Success;
         }
-        using var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
+        using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
+        // The build's containers are named after this process, so that a run after a kill can remove them.
+        options = options with { BuildId = options.BuildId ?? ProcessOwner.NewId() };
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         // The builder is chosen against the engine that runs the build: with --dind, the inner one.
         async Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token)

@@ -69,7 +69,7 @@ internal sealed class DiffCommand : Command
         }
         else
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             var engine = new DockerImageEngine(connection);
             using var from = await EngineImageArchive.OpenAsync(engine, options.From, null, cancellationToken).ConfigureAwait(false);
             using var to = await EngineImageArchive.OpenAsync(engine, options.To, null, cancellationToken).ConfigureAwait(false);

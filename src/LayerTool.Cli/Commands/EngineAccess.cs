@@ -1,15 +1,44 @@
 using System.Globalization;
 using LayerTool.Build.Squash;
 using LayerTool.Docker;
+using LayerTool.Docker.Sweep;
 
 namespace LayerTool.Cli.Commands;
 
 /// <summary>The engine and the user's cache as the image verbs use them.</summary>
 internal static class EngineAccess
 {
-    /// <summary>Connects to the engine DOCKER_HOST / the docker context names (resolved by the client like the docker CLI).</summary>
-    public static Task<DockerConnection> ConnectAsync(CancellationToken cancellationToken) =>
-        DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken);
+    /// <summary>
+    /// Connects to the engine DOCKER_HOST / the docker context names (resolved by the client like the docker CLI),
+    /// and first sweeps what killed LayerTool processes left in it and in the temp directory (<see cref="SweepAsync"/>).
+    /// </summary>
+    public static async Task<DockerConnection> ConnectAsync(CliContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var connection = await DockerConnection.ConnectAsync(new EngineSettings(), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await SweepAsync(context, connection, cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Removes the containers and temp directories of LayerTool processes that no longer exist (Sweep/Sweeper): one
+    /// container list, a directory listing. Never fails the run: what it cannot do is a warning on stderr.
+    /// </summary>
+    public static async Task SweepAsync(CliContext context, DockerConnection? connection, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var report = await Sweeper.SweepAsync(connection, context.TempRoot, cancellationToken).ConfigureAwait(false);
+        foreach (var warning in report.Warnings)
+            await context.Error.WriteLineAsync($"layertool: warning: {warning}").ConfigureAwait(false);
+    }
 
     /// <summary><c>$XDG_CACHE_HOME/layertool/index</c>, else <c>~/.cache/layertool/index</c>.</summary>
     public static string DefaultIndexCache(Func<string, string?> environment)

@@ -62,7 +62,7 @@ internal sealed class LayersCommand : Command
         }
         else
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             using var archive = await EngineImageArchive.OpenAsync(new DockerImageEngine(connection), options.Image, null, cancellationToken).ConfigureAwait(false);
             layers = await ImageReports.LayersAsync(archive.GetImage(), cancellationToken).ConfigureAwait(false);
         }

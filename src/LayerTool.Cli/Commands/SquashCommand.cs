@@ -192,16 +192,18 @@ internal sealed class SquashCommand : Command
         SquashResult result;
         if (options.Input is not null)
         {
+            // No engine: only the temp directories of killed runs are swept.
+            await EngineAccess.SweepAsync(context, null, cancellationToken).ConfigureAwait(false);
             var r = await ArchiveSquasher.SquashAsync(new ArchiveSquashRequest(
                 options.Input, options.Image, options.Onto, options.BaseInput, options.Output!, options.Format, options.Tags,
-                options.Message, options.Timestamp, null, options.CacheDir), progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null))),
+                options.Message, options.Timestamp, null, options.CacheDir, context.TempDirectory), progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null))),
                 cancellationToken).ConfigureAwait(false);
             result = new SquashResult(r.ImageId, r.LayerDiffId, r.LayersBefore, r.LayersAfter, r.BytesBefore, r.BytesAfter, r.LayerBytes, [], r.Warnings);
         }
         else
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
-            var service = new EngineSquashService(new DockerImageEngine(connection), new EngineSquashSettings(options.CacheDir));
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
+            var service = new EngineSquashService(new DockerImageEngine(connection), new EngineSquashSettings(options.CacheDir, context.TempDirectory));
             result = await service.SquashAsync(new SquashRequest(
                 options.Image, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format,
                 FastPath: !options.NoFastPath),

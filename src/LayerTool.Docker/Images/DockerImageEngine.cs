@@ -2,13 +2,14 @@ using System.Net;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using LayerTool.Build;
+using LayerTool.Docker.Sweep;
 
 namespace LayerTool.Docker.Images;
 
 /// <summary>
 /// <see cref="IImageEngine"/> over the Docker Engine API (Docker.DotNet.Enhanced). Containers it creates
-/// for exports carry <c>layertool.export=1</c> plus the labels the caller gives (a build's
-/// <c>layertool.build=ID</c>, the tests' <c>layertool.test=1</c>).
+/// for exports are named <c>layertool-export-ID</c> (ID names this process, <see cref="ProcessOwner.NewId"/>) and
+/// carry <c>layertool.export=1</c> plus the labels the caller gives (the tests' <c>layertool.test=1</c>).
 /// </summary>
 public sealed class DockerImageEngine : IImageEngine
 {
@@ -88,7 +89,7 @@ public sealed class DockerImageEngine : IImageEngine
         }
         var body = await Call($"save image {reference}", () => Client.Images.SaveImageAsync(reference, cancellationToken), cancellationToken, reference)
             .ConfigureAwait(false);
-        return new EngineStream(body);
+        return new EngineStream(body, cancellationToken);
     }
 
     public async Task<T> ExportImageFilesystemAsync<T>(string imageId, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
@@ -105,12 +106,25 @@ public sealed class DockerImageEngine : IImageEngine
             NetworkDisabled = true,
             HostConfig = new HostConfig { NetworkMode = "none" },
         };
-        var created = await Call($"create a container from image {imageId} to export its filesystem",
-            () => Client.Containers.CreateContainerAsync(create, cancellationToken), cancellationToken, imageId).ConfigureAwait(false);
+        // The name carries this process (Sweep/ProcessOwner): if it is killed before the removal below, the next
+        // LayerTool run on this machine sees that the owner is gone and removes the container (Sweep/Sweeper).
+        var name = Sweeper.ExportPrefix + ProcessOwner.NewId();
+        create.Name = name;
+        string? id = null;
         try
         {
+            // A create cancelled in flight may still be carried out by the engine, and then nothing here knows the
+            // container's ID: the create gets a short grace after cancellation to answer, and the removal falls back
+            // to the name.
+            using (var createToken = new CancellationTokenSource())
+            using (cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).CancelAfter(CreateGrace), createToken))
+            {
+                id = (await Call($"create a container from image {imageId} to export its filesystem",
+                    () => Client.Containers.CreateContainerAsync(create, createToken.Token), createToken.Token, imageId).ConfigureAwait(false)).ID;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
             var stream = new EngineStream(await Call($"export the filesystem of image {imageId}",
-                () => Client.Containers.ExportContainerAsync(created.ID, cancellationToken), cancellationToken).ConfigureAwait(false));
+                () => Client.Containers.ExportContainerAsync(id, cancellationToken), cancellationToken).ConfigureAwait(false), cancellationToken);
             await using (stream.ConfigureAwait(false))
             {
                 return await read(stream, cancellationToken).ConfigureAwait(false);
@@ -118,20 +132,53 @@ public sealed class DockerImageEngine : IImageEngine
         }
         finally
         {
-            await RemoveContainerQuietlyAsync(created.ID).ConfigureAwait(false);
+            await RemoveContainerQuietlyAsync(id, name).ConfigureAwait(false);
         }
     }
 
-    private async Task RemoveContainerQuietlyAsync(string id)
+    /// <summary>How long a container create may still take once the caller cancelled (it usually answers in
+    /// milliseconds; an ID in hand makes the removal certain).</summary>
+    private static readonly TimeSpan CreateGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the removal of an export container may take (not the caller's token: the container must go
+    /// also when the caller gave up; what is left past this, the next run's sweep removes).</summary>
+    private static readonly TimeSpan RemoveTimeout = TimeSpan.FromSeconds(10);
+
+    private async Task RemoveContainerQuietlyAsync(string? id, string name)
     {
-        // Not the caller's token: the container must go also when the caller gave up.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(RemoveTimeout);
         try
         {
-            await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, timeout.Token).ConfigureAwait(false);
+            if (id is not null)
+            {
+                await RemoveContainerAsync(id, timeout.Token).ConfigureAwait(false);
+                return;
+            }
+            // The create's answer never came: the engine may have made the container, or be making it still.
+            for (var attempt = 0; attempt < 3; attempt++)
+            {
+                if (attempt > 0) await Task.Delay(250, timeout.Token).ConfigureAwait(false);
+                if (await RemoveContainerAsync(name, timeout.Token).ConfigureAwait(false)) return;
+            }
+        }
+        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        {
+            // Left for the sweep of the next run (the name says whose it is); the first failure is the one reported.
+        }
+    }
+
+    /// <summary>Removes a container by ID or name; false when there was none.</summary>
+    private async Task<bool> RemoveContainerAsync(string idOrName, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Client.Containers.RemoveContainerAsync(idOrName, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken)
+                .ConfigureAwait(false);
+            return true;
         }
         catch (DockerContainerNotFoundException)
         {
+            return false;
         }
     }
 

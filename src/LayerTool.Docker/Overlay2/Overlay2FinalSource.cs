@@ -35,6 +35,8 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
     private FsIndexEntry? _nextBase;
     private UpperEvent? _nextUpper;
     private LazyFile? _content;
+    /// <summary>The token of the walk: the current file's reads observe it (a reader hashing a large file passes none).</summary>
+    private CancellationToken _walk;
 
     /// <param name="baseIndex">The base's filesystem.</param>
     /// <param name="upperDirs">The diff directories of the layers above the base, top first.</param>
@@ -63,6 +65,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
     public ValueTask<LayerEntry?> ReadNextAsync(CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        _walk = cancellationToken;
         _content?.Dispose();
         _content = null;
         CurrentContentHash = null;
@@ -120,7 +123,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
         {
             CurrentContentHash = b.ContentHash;
             var path = b.Path;
-            _content = new LazyFile(() => NativeFs.OpenRead(FindInBase(path)), entry.Size, this, countRead: false);
+            _content = new LazyFile(() => NativeFs.OpenRead(FindInBase(path)), entry.Size, this, countRead: false, _walk);
         }
         return entry;
     }
@@ -148,7 +151,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
         if (entry.Type == LayerEntryType.RegularFile)
         {
             var disk = u.DiskPath;
-            _content = new LazyFile(() => NativeFs.OpenRead(disk), entry.Size, this, countRead: true);
+            _content = new LazyFile(() => NativeFs.OpenRead(disk), entry.Size, this, countRead: true, _walk);
         }
         return entry;
     }
@@ -278,8 +281,10 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
         public int Compare(byte[]? x, byte[]? y) => x.AsSpan().SequenceCompareTo(y);
     }
 
-    /// <summary>A file opened on first read, streamed from disk, checked to have the size its entry says.</summary>
-    private sealed class LazyFile(Func<FileStream> open, long size, Overlay2FinalSource owner, bool countRead) : LayerTool.Image.ReadOnlyStream
+    /// <summary>A file opened on first read, streamed from disk, checked to have the size its entry says; every read
+    /// observes the walk's token (<paramref name="walk"/>).</summary>
+    private sealed class LazyFile(Func<FileStream> open, long size, Overlay2FinalSource owner, bool countRead, CancellationToken walk)
+        : LayerTool.Image.ReadOnlyStream
     {
         private FileStream? _file;
         private long _read;
@@ -290,6 +295,7 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
 
         public override int Read(Span<byte> buffer)
         {
+            walk.ThrowIfCancellationRequested();
             var left = size - _read;
             if (left <= 0) return 0;
             _file ??= open();
@@ -301,11 +307,17 @@ internal sealed class Overlay2FinalSource : ILayerEntrySource, IContentHashHint,
             return n;
         }
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(Read(buffer.Span));
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return ValueTask.FromResult(Read(buffer.Span));
+        }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            Task.FromResult(Read(buffer.AsSpan(offset, count)));
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.FromResult(Read(buffer.AsSpan(offset, count)));
+        }
 
         protected override void Dispose(bool disposing)
         {

@@ -2,6 +2,7 @@ using LayerTool.Build;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Overlay2;
+using LayerTool.Docker.Sweep;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
@@ -364,7 +365,7 @@ public sealed class EngineSquashService : ISquashService
     {
         var directory = LoadPipe.NewDirectoryName();
         // A load left waiting on its pipe by a LayerTool killed at the wrong moment is ended first.
-        LoadPipe.ReleaseOrphans(engineTemp);
+        Sweeper.ReleasePipes(engineTemp);
         var upload = new ArchiveUpload();
         // Not linked to the caller's token: once the archive is complete the engine goes on with the load whether
         // or not the request is still there, and only the request's end tells that it will never open the pipe.

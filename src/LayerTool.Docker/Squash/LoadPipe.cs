@@ -1,6 +1,6 @@
-using System.Globalization;
 using System.Text;
 using LayerTool.Docker.Overlay2;
+using LayerTool.Docker.Sweep;
 using LayerTool.Image.Formats;
 using Microsoft.Win32.SafeHandles;
 
@@ -20,44 +20,10 @@ internal static class LoadPipe
     /// since the upload began: an engine that unpacks there makes its import directory on the first bytes.</summary>
     internal static readonly TimeSpan NoImportWait = TimeSpan.FromSeconds(1);
 
-    /// <summary>A name for this squash's pipe directory: <c>layertool-&lt;pid&gt;-&lt;random&gt;</c>, unique, and telling
-    /// which process feeds it (see <see cref="ReleaseOrphans"/>).</summary>
-    public static string NewDirectoryName() =>
-        string.Create(CultureInfo.InvariantCulture, $"layertool-{Environment.ProcessId}-{Guid.NewGuid():N}");
-
-    /// <summary>
-    /// Releases the pipes of loads whose LayerTool process is gone (killed between sending the manifest and
-    /// opening the pipe: the engine then waits on the pipe for ever): a pipe the engine has open for reading is
-    /// opened and closed, so the engine reads an empty layer and ends that load. A process of that ID that is
-    /// alive keeps its pipe (an ID reused since, or one of another PID namespace, errs on that side).
-    /// Returns how many it released.
-    /// </summary>
-    public static int ReleaseOrphans(string engineTemp)
-    {
-        var released = 0;
-        foreach (var import in Imports(engineTemp))
-        {
-            try
-            {
-                foreach (var mine in Directory.EnumerateDirectories(Path.Combine(engineTemp, import), "layertool-*"))
-                {
-                    var name = Path.GetFileName(mine);
-                    var parts = name.Split('-');
-                    if (parts.Length != 3 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                        || Directory.Exists($"/proc/{pid}"))
-                        continue;
-                    var pipe = Path.Combine(engineTemp, import, StreamedDockerArchive.PipedLayerPath(name));
-                    using var handle = NativeFs.TryOpenPipeWriter(NativeFs.Z(Encoding.UTF8.GetBytes(pipe)), out _);
-                    if (handle is not null) released++;
-                }
-            }
-            catch (IOException)
-            {
-                // That load ended while its directory was listed: nothing of it to release; the others still are.
-            }
-        }
-        return released;
-    }
+    /// <summary>A name for this squash's pipe directory: <c>layertool-ID</c>, unique, with the ID naming the process that
+    /// feeds it (<see cref="ProcessOwner.NewId"/>), so that <see cref="Sweeper.ReleasePipes"/> can tell a pipe whose
+    /// process is gone.</summary>
+    public static string NewDirectoryName() => "layertool-" + ProcessOwner.NewId();
 
     /// <summary>The engine's import directories now (names), to tell the ones that appear later.</summary>
     public static HashSet<string> Imports(string engineTemp)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Sweep;
 
 namespace LayerTool.IntegrationTests.Squash;
 
@@ -64,12 +65,17 @@ public sealed class LoadPipeTests : IDisposable
     [Fact]
     public async Task Releases_a_pipe_an_engine_waits_on_when_its_process_is_gone_and_only_then()
     {
-        var orphan = Path.Combine(_temp, "docker-import-1", "layertool-999999999-0a1b", "layer.tar"); // no such process
-        var live = Path.Combine(_temp, "docker-import-2", $"layertool-{Environment.ProcessId}-0a1b", "layer.tar");
+        var self = ProcessOwner.Current.ShouldNotBeNull();
+        // No such process (PIDs stop far below), on this host: gone.
+        var orphan = Path.Combine(_temp, "docker-import-1", $"layertool-999999999.1.{self.Host}.0a1b", "layer.tar");
+        var live = Path.Combine(_temp, "docker-import-2", $"layertool-{self.Token}.0a1b", "layer.tar");
+        // A process of another host key (another machine, PID namespace or boot): never judged.
+        var foreign = Path.Combine(_temp, "docker-import-3", "layertool-999999999.1.0123abcd.0a1b", "layer.tar");
         MakeFifo(orphan);
         MakeFifo(live);
-        LoadPipe.NewDirectoryName().ShouldStartWith($"layertool-{Environment.ProcessId}-");
-        LoadPipe.ReleaseOrphans(_temp).ShouldBe(0, "nobody reads either pipe yet");
+        MakeFifo(foreign);
+        LoadPipe.NewDirectoryName().ShouldStartWith($"layertool-{self.Token}.");
+        Sweeper.ReleasePipes(_temp).ShouldBe(0, "nobody reads either pipe yet");
 
         // Readers waiting as the engine does (a blocking open until a writer comes), then reading to the end.
         static Task<int> ReaderAsync(string path) => Task.Factory.StartNew(() =>
@@ -79,19 +85,23 @@ public sealed class LoadPipeTests : IDisposable
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var orphanReader = ReaderAsync(orphan);
         var liveReader = ReaderAsync(live);
+        var foreignReader = ReaderAsync(foreign);
         var released = 0;
         for (var i = 0; i < 500 && released == 0; i++)
         {
             await Task.Delay(10);
-            released = LoadPipe.ReleaseOrphans(_temp);
+            released = Sweeper.ReleasePipes(_temp);
         }
         released.ShouldBe(1);
         (await orphanReader.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(0, "the reader got an empty layer");
         liveReader.IsCompleted.ShouldBeFalse("the live process's pipe is left to it");
+        foreignReader.IsCompleted.ShouldBeFalse("a pipe whose owner cannot be judged is left alone");
 
-        // Release the live reader as its process would.
+        // Release the other readers as their processes would.
         using (var writer = new FileStream(live, FileMode.Open, FileAccess.Write)) { }
+        using (var writer = new FileStream(foreign, FileMode.Open, FileAccess.Write)) { }
         (await liveReader.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(0);
+        (await foreignReader.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(0);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using LayerTool.Build;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Sweep;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 
@@ -299,12 +300,14 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
             {"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}
             """u8);
         var orphan = new ComposedImage(config, [new DescribedLayer(config.DiffIds[0], null)]);
+        // Named as LoadPipe names a pipe's directory: the owner's PID, start time and host key (ours), then a random part.
+        var orphanName = $"layertool-999999999.1.{ProcessOwner.Current.ShouldNotBeNull().Host}.0bad";
         var archive = new MemoryStream([
-            .. StreamedDockerArchive.PipedHead("layertool-999999999-0rphan", DateTimeOffset.UnixEpoch),
-            .. StreamedDockerArchive.PipedSuffix(orphan, 0, "layertool-999999999-0rphan", DateTimeOffset.UnixEpoch)]);
+            .. StreamedDockerArchive.PipedHead(orphanName, DateTimeOffset.UnixEpoch),
+            .. StreamedDockerArchive.PipedSuffix(orphan, 0, orphanName, DateTimeOffset.UnixEpoch)]);
         var waiting = _h.Images.LoadImageAsync(archive, CancellationToken.None);
         var image = await _h.BuildAsync("piped-orphan", Big);
-        for (var i = 0; i < 200 && !(await LeftoverPipesAsync(image)).Any(p => p.EndsWith("layertool-999999999-0rphan", StringComparison.Ordinal)); i++)
+        for (var i = 0; i < 200 && !(await LeftoverPipesAsync(image)).Any(p => p.EndsWith(orphanName, StringComparison.Ordinal)); i++)
             await Task.Delay(50);
         await Task.Delay(200);
         waiting.IsCompleted.ShouldBeFalse("the engine waits on the pipe");
