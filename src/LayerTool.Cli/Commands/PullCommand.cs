@@ -198,7 +198,7 @@ internal sealed class PullCommand : Command
 
         if (options.Load)
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             var loaded = await EngineLoad.LoadAsync(new DockerImageEngine(connection), image, cancellationToken).ConfigureAwait(false);
             await context.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"loaded {reference.FamiliarString} into the engine ({loaded.SentLayers} of {image.Layers.Count} layers sent, {Units.Bytes(loaded.SentBytes)})")).ConfigureAwait(false);

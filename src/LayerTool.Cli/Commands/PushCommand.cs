@@ -66,7 +66,7 @@ internal sealed class PushCommand : Command
         }
         else
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             archive = await EngineImageArchive.OpenAsync(new DockerImageEngine(connection), options.Source, null, cancellationToken).ConfigureAwait(false);
         }
 

@@ -183,7 +183,7 @@ internal sealed class RebaseCommand : Command
         }
         else
         {
-            using var connection = await EngineAccess.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             var service = new EngineRebaseService(new DockerImageEngine(connection), new DockerImageLister(connection), new EngineRebaseSettings(options.CacheDir));
             foreach (var image in options.Images)
             {
