@@ -35,7 +35,7 @@ public sealed record SquashConfigOptions
 }
 
 /// <summary>
-/// The config of a squashed image, as a pure function of its inputs (ARCHITECTURE.md, "The squash
+/// The config of a squashed image, as a pure function of its inputs (docs/design/ARCHITECTURE.md, "The squash
 /// algorithm", step 4): F's config; <c>rootfs.diff_ids</c> = B's + the new layer's; history = B's
 /// entries, then F's entries above what F shares with B, kept but marked <c>empty_layer</c> (so
 /// <c>docker history</c> still shows how the image was made), then one entry for the squash; the OCI

@@ -7,7 +7,7 @@ using LayerTool.Image.Squash;
 namespace LayerTool.Docker.Overlay2;
 
 /// <summary>
-/// The local overlay2 fast path of a squash (docs/readme/31-fast-path.md): when LayerTool runs next to the
+/// The local overlay2 fast path of a squash (docs/design/fast-path.md): when LayerTool runs next to the
 /// engine (the layer directories are readable here) and the base is an ancestor, the final filesystem is
 /// the base index plus the layer directories above the base, read directly; only the paths those layers
 /// touch are looked at, and only their bytes are read. The result goes through the same

@@ -6,7 +6,7 @@ namespace LayerTool.Docker.Squash;
 /// An archive handed to a load request while it is being written: <see cref="Writer"/> takes the bytes,
 /// <see cref="Body"/> is the request's body. Writes land in the pipe's own buffers and are released to the
 /// reader a MiB at a time, so the body goes out in large pieces (a body sent in 4 KiB pieces made the engine's
-/// load several times slower, docs/readme/31-fast-path.md) and at most a few MiB are held. When the request
+/// load several times slower, docs/design/fast-path.md) and at most a few MiB are held. When the request
 /// ends early the writer fails with <see cref="ClosedException"/> instead of blocking.
 /// </summary>
 internal sealed class ArchiveUpload

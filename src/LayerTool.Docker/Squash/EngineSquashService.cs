@@ -605,7 +605,7 @@ public sealed class EngineSquashService : ISquashService
     {
         // A docker-archive whose layers are files (the squash's new layer) is sent as it is assembled,
         // reading the layer in place: no second copy of the layer on disk, no second hash of it (measured
-        // in docs/readme/31-fast-path.md). The stream is seekable with a known length, so the body goes
+        // in docs/design/fast-path.md). The stream is seekable with a known length, so the body goes
         // out with a Content-Length: a pipe (3c1a10b, reverted) made the body chunked and was slower.
         if (ImageArchiveWriter.TryOpenDockerArchive(image, options) is { } direct)
         {

@@ -121,7 +121,7 @@ public sealed class SquashVerificationException : Exception
 }
 
 /// <summary>
-/// Squash as one function over two images (ARCHITECTURE.md, "The squash algorithm"): writes the new layer
+/// Squash as one function over two images (docs/design/ARCHITECTURE.md, "The squash algorithm"): writes the new layer
 /// (a diff of filesystems), verifies that B's index with the layer applied equals F's index, and makes the
 /// config (<see cref="SquashConfig"/>). Whatever the sources, the result is only returned once verified.
 /// </summary>
