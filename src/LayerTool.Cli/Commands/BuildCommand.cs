@@ -293,8 +293,17 @@ internal sealed class BuildCommand : Command
         if (!availability.Available) return await Classic(availability.Reason).ConfigureAwait(false);
         var version = FrontendCheck.ParseEngineVersion(engine.ServerVersion) ?? new Version(0, 0);
         var gaps = FrontendCheck.Check(dockerfile, version);
-        if (gaps.Count == 0) return true;
         var file = Path.GetFileName(options.DockerfilePath ?? "Dockerfile");
+        if (gaps.Count == 0)
+        {
+            // A Dockerfile that must travel in the context (rewritten by the planner, excluded by .dockerignore, or
+            // outside the context) would be copied by a COPY of the context's root: the classic executor builds it exactly.
+            var planned = options.Squash || LayerTool.Dockerfile.Syntax.DockerfileParser.ParseLenient(dockerfile).Instructions
+                .Any(n => n.Keyword is LayerTool.Dockerfile.Syntax.Keywords.Tag or LayerTool.Dockerfile.Syntax.Keywords.Compress);
+            if (BuildKitBackend.CopiesContextRoot(dockerfile) && BuildKitBackend.TravelsPrivately(new BuildKitBackendOptions(options.ContextDirectory, options.DockerfilePath), planned))
+                return await Classic(BuildKitBackend.PrivateDockerfileConflict(file)).ConfigureAwait(false);
+            return true;
+        }
         if (choice == BuilderChoice.Auto && gaps.All(g => g.ClassicCan))
             return await Classic($"the engine's BuildKit (Docker {engine.ServerVersion}) cannot read {file}: {string.Join("; ", gaps)}").ConfigureAwait(false);
         throw new BuildException($"{file}: the engine's BuildKit (Docker {engine.ServerVersion}) cannot build this Dockerfile: {string.Join("; ", gaps)}"

@@ -41,7 +41,6 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
     private readonly string? _userDockerfileRelative;
     private ContextSpool? _spool;
     private string? _userDockerfileText;
-    private bool _warnedPrivate;
 
     /// <param name="connection">The engine (for <c>--dind</c>: the inner one).</param>
     /// <param name="options">The context and the user's Dockerfile.</param>
@@ -87,7 +86,7 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
         {
             dockerfileName = PrivateDockerfile;
             extra = Encoding.UTF8.GetBytes(build.Dockerfile);
-            WarnIfContextRootCopied(build.Dockerfile);
+            if (CopiesContextRoot(build.Dockerfile)) throw new BuildException(PrivateDockerfileConflict(Path.GetFileName(DockerfileFullPath)));
         }
 
         var buildId = "layertool-" + Guid.NewGuid().ToString("N");
@@ -286,18 +285,37 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
     /// Without a session the engine reads the Dockerfile from the uploaded context, so a Dockerfile that is
     /// not the user's file as the context holds it is one more file there; a COPY of the context's root sees it.
     /// </summary>
-    private void WarnIfContextRootCopied(string dockerfile)
+    /// <summary>
+    /// Whether a COPY or ADD (not <c>--from</c>) takes the context's root (<c>.</c>, <c>/</c>, <c>*</c>, <c>.*</c>): such a
+    /// step would also copy a Dockerfile that travels in the context.
+    /// </summary>
+    public static bool CopiesContextRoot(string dockerfile)
     {
-        if (_warnedPrivate || _warn is null) return;
         var syntax = LayerTool.Dockerfile.Syntax.DockerfileParser.ParseLenient(dockerfile);
-        var copiesRoot = syntax.Instructions.Any(n => n.Keyword is "COPY" or "ADD"
+        return syntax.Instructions.Any(n => n.Keyword is "COPY" or "ADD"
             && !n.Flags.Any(f => f.Text.StartsWith("--from=", StringComparison.Ordinal))
             && n.Arguments.Count > 1
             && n.Arguments.Take(n.Arguments.Count - 1).Any(a => a.Text.Trim('/') is "" or "." or "./" || a.Text.StartsWith('*') || a.Text.StartsWith(".*", StringComparison.Ordinal)));
-        if (!copiesRoot) return;
-        _warnedPrivate = true;
-        _warn($"the Dockerfile built is not the context's own Dockerfile, so it travels in the context as {PrivateDockerfile}, and a COPY of the context's root copies it too (the engine's BuildKit reads the Dockerfile from the context when there is no session)");
     }
+
+    /// <summary>
+    /// Whether the file built must travel in the context as <see cref="PrivateDockerfile"/>: it is not the context's
+    /// own Dockerfile as it stands (<paramref name="rewritten"/>: the planner changed it), or that file is outside the
+    /// context or excluded by its <c>.dockerignore</c>.
+    /// </summary>
+    public static bool TravelsPrivately(BuildKitBackendOptions options, bool rewritten)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (rewritten) return true;
+        var root = Path.GetFullPath(options.ContextDirectory);
+        var relative = Path.GetRelativePath(root, Path.GetFullPath(options.DockerfilePath ?? Path.Combine(root, "Dockerfile"))).Replace('\\', '/');
+        if (relative.StartsWith("../", StringComparison.Ordinal) || relative == ".." || Path.IsPathRooted(relative)) return true;
+        return LayerTool.Build.Context.BuildContext.Open(root, null).Rules.IsExcluded(relative);
+    }
+
+    /// <summary>Why such a build is refused: its result would differ from docker's.</summary>
+    public static string PrivateDockerfileConflict(string file) =>
+        $"{file}: without a session the engine's BuildKit reads the Dockerfile from the context, so the file built here would travel in it as {PrivateDockerfile} and a COPY of the context's root would copy it; --builder classic builds it exactly";
 
     public void Dispose()
     {

@@ -313,7 +313,7 @@ public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
         File.WriteAllText(Path.Combine(dir, "Dockerfile"), "FROM busybox\nRUN echo started-$((6*7)) && sleep 300\n");
         for (var round = 0; round < Loop; round++)
         {
-            using var build = Start(["build", "--network", "none", "--no-cache", "-t", NewTag(), dir]);
+            using var build = Start(["build", "--builder", "classic", "--network", "none", "--no-cache", "-t", NewTag(), dir]);
             (await build.WaitForOutputAsync("started-42", TimeSpan.FromMinutes(2))).ShouldBeTrue($"the RUN did not start:\n{build.StdOut}\n{build.StdErr}");
             (await build.SignalAsync("KILL")).ShouldBeTrue();
             (await build.WaitAsync(HangTimeout)).ShouldBeTrue();
