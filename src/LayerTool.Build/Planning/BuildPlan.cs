@@ -15,7 +15,11 @@ public sealed record BuildPlan(string BuildId, string FileName, string Target, I
 {
     /// <summary>Every temporary tag a step gives its output: all are removed when the plan ends, whatever the outcome.</summary>
     public IReadOnlyList<string> TemporaryTags =>
-        [.. Steps.Where(s => s.Output == PlanOutput.Temporary).SelectMany(s => s.Tags)];
+        [.. Steps.SelectMany(s => s.Output == PlanOutput.Temporary ? s.Tags : s.Tags.Where(IsTemporary))];
+
+    /// <summary>Whether <paramref name="tag"/> is one of this plan's temporary tags (a TAG step under --no-cache has one beside the user's).</summary>
+    public bool IsTemporary(string tag) =>
+        tag.StartsWith(BuildPlanner.TemporaryRepositoryPrefix + BuildId + "-", StringComparison.Ordinal);
 }
 
 /// <summary>What a step does.</summary>

@@ -28,7 +28,9 @@ public static class BuildPlanFormatter
             var output = step.Output switch
             {
                 PlanOutput.Temporary => $"{tags} (temporary)",
-                PlanOutput.Tag => $"{tags} (TAG, kept)",
+                PlanOutput.Tag => step.Tags.Any(plan.IsTemporary)
+                    ? $"{string.Join(' ', step.Tags.Where(t => !plan.IsTemporary(t)))} (TAG, kept) and {string.Join(' ', step.Tags.Where(plan.IsTemporary))} (temporary)"
+                    : $"{tags} (TAG, kept)",
                 _ => $"{tags} (final)",
             };
             switch (step)

@@ -66,7 +66,7 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
                 }
                 if (step.Output == PlanOutput.Tag)
                 {
-                    foreach (var reference in step.Tags)
+                    foreach (var reference in step.Tags.Where(t => !plan.IsTemporary(t)))
                     {
                         tagged.Add(new TaggedImage(reference, ids[step.Index]!, step.Line ?? 0));
                         log?.Line($" ---> Tagged {BuildLog.ShortId(ids[step.Index]!)} as {reference}");

@@ -149,6 +149,16 @@ internal sealed class PlanCompiler
                         var built = AddBuild(stage, line, $"stage {stage.DisplayName} up to TAG ({File}:{line})", line, PlanOutput.Temporary, [], labels: false);
                         AddConfig(PlanStepKind.RestoreOnBuild, description, stage, line, PlanOutput.Tag, refs, PlanImage.FromStep(built), PlanImage.FromStep(status.LastSquash!.Value));
                     }
+                    else if (_options.NoCache && !onbuildSeen)
+                    {
+                        // Without the cache, a later build of the whole stage would run the TAG'd steps again (and
+                        // give different RUN results than the TAG'd image holds). The rest of the stage goes on FROM
+                        // the TAG'd image instead, under a temporary tag of its own, as after a COMPRESS: each step
+                        // runs once, and the final image is built on the very layers that were tagged.
+                        var temporary = BuildPlanner.TemporaryTag(_buildId, _steps.Count);
+                        AddBuild(stage, line, description, line, PlanOutput.Tag, [.. refs, temporary], labels: false);
+                        status.Continuation = (temporary, line);
+                    }
                     else
                     {
                         AddBuild(stage, line, description, line, PlanOutput.Tag, refs, labels: false);
@@ -193,7 +203,7 @@ internal sealed class PlanCompiler
 
         if (!isTarget && status.Continuation is not null)
         {
-            var built = AddBuild(stage, int.MaxValue, $"stage {stage.DisplayName} (compressed)", null, PlanOutput.Temporary, [], labels: false);
+            var built = AddBuild(stage, int.MaxValue, $"stage {stage.DisplayName} (continued)", null, PlanOutput.Temporary, [], labels: false);
             status.Result = status.TriggersWithheld
                 ? AddConfig(PlanStepKind.RestoreOnBuild, $"ONBUILD triggers of stage {stage.DisplayName} put back", stage, null, PlanOutput.Temporary, [],
                     PlanImage.FromStep(built), PlanImage.FromStep(status.LastSquash!.Value))

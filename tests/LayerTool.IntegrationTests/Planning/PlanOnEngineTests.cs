@@ -151,6 +151,50 @@ public sealed class PlanOnEngineTests(EngineFixture engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Under_no_cache_each_step_runs_once_and_the_final_image_is_built_on_the_TAGd_layers()
+    {
+        // Random bytes: a step that ran twice would leave different files in the TAG'd and the final image.
+        var body = $"""
+            FROM busybox AS app
+            ARG SIZE=16
+            RUN head -c $SIZE /dev/urandom > /first
+            TAG {Tag("first")}
+            ENV PHASE=two
+            RUN head -c $SIZE /dev/urandom > /second
+            TAG {Tag("second")}
+            WORKDIR /data
+            CMD ["sh"]
+            """;
+        var (runner, _, _) = Runner();
+        var plan = BuildPlanner.Plan(body, Options(tags: [Tag("final")]) with { NoCache = true });
+
+        var result = await runner.RunAsync(plan, CancellationToken.None);
+
+        result.TaggedImages.Select(t => t.Reference).ShouldBe([Tag("first"), Tag("second")]);
+        var first = await ImageSnapshot.TakeAsync(engine, Tag("first"));
+        var second = await ImageSnapshot.TakeAsync(engine, Tag("second"));
+        var final = await ImageSnapshot.TakeAsync(engine, Tag("final"));
+        second.DiffIds.Take(first.LayerCount).ShouldBe(first.DiffIds);
+        final.DiffIds.Take(second.LayerCount).ShouldBe(second.DiffIds);
+        static string FileOf(ImageSnapshot s, string name) => s.Files.Single(f => f.Path.TrimStart('/') == name).ToString();
+        FileOf(final, "first").ShouldBe(FileOf(first, "first"));
+        FileOf(final, "second").ShouldBe(FileOf(second, "second"));
+        // The same config and history as one BuildKit build of the Dockerfile without its TAGs.
+        var plainId = await BuildKitAsync(string.Join('\n', body.Split('\n').Where(l => !l.StartsWith("TAG ", StringComparison.Ordinal))));
+        var plain = await ImageSnapshot.TakeAsync(engine, plainId);
+        ShouldHaveTheSameConfig(final, plain);
+        final.LayerCount.ShouldBe(plain.LayerCount);
+        var history = await engine.DockerAsync(["image", "history", "--no-trunc", "--format", "{{.CreatedBy}}", Tag("final")]);
+        var plainHistory = await engine.DockerAsync(["image", "history", "--no-trunc", "--format", "{{.CreatedBy}}", plainId]);
+        // A continuation declares the stage's ARGs again, which BuildKit records as empty history entries (as after a
+        // COMPRESS); every other entry is the plain build's, in its order.
+        static string[] WithoutArgs(string h) => [.. h.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith("ARG ", StringComparison.Ordinal))];
+        WithoutArgs(history).ShouldBe(WithoutArgs(plainHistory));
+        history.ShouldContain("ARG SIZE=16");
+        await ShouldLeaveNoTemporaryTagAsync(plan);
+    }
+
+    [Fact]
     public async Task COMPRESS_gives_the_base_layers_plus_one_the_same_files_and_the_whole_history()
     {
         var body = """
