@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using LayerTool.Docker.Images;
+using LayerTool.Docker.Squash;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
 using LayerTool.Image.Squash;
@@ -13,7 +14,7 @@ namespace LayerTool.Docker.Overlay2;
 /// touch are looked at, and only their bytes are read. The result goes through the same
 /// <see cref="LayerDiff"/> and the same verification as the export path.
 /// </summary>
-public sealed class Overlay2Squash
+public sealed class Overlay2Squash : IFinalImageSource
 {
     private Overlay2Squash(ImageConfig finalConfig, IReadOnlyList<string> upperTopFirst, IReadOnlyList<string> baseTopFirst, string dataRoot)
     {
@@ -126,7 +127,23 @@ public sealed class Overlay2Squash
     }
 
     /// <summary>The final image as the squash needs it (config; layers described by diffID only).</summary>
-    public IImage FinalImage() => new ComposedImage(FinalConfig, [.. FinalConfig.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+    public IImage Image => new ComposedImage(FinalConfig, [.. FinalConfig.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
+
+    /// <summary>The layer directories can be read as often as needed.</summary>
+    public bool Rereadable => true;
+
+    /// <summary>The base indexed from its own layer directories (a cold cache, without a save), when its config is readable there.</summary>
+    public async Task<(FsIndex Index, ImageConfig Config)?> TryIndexBaseAsync(EngineImage baseImage, string? tempDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(baseImage);
+        if (Overlay2Layout.TryResolve(baseImage, out _) is not { } layout || TryReadConfig(layout, baseImage.Id, out _) is not { } config) return null;
+        return (await BuildBaseIndexAsync(tempDirectory, cancellationToken).ConfigureAwait(false), config);
+    }
+
+    /// <summary>Nothing is held open between calls.</summary>
+    public void Dispose()
+    {
+    }
 
     /// <summary>Writes the new layer (a <see cref="SquashLayerWriter"/>).</summary>
     public async Task<LayerDiffResult> WriteLayerAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken)

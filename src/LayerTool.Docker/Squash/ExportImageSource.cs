@@ -36,6 +36,16 @@ public sealed class ExportImageSource : IFinalImageSource
 
     public IImage Image { get; }
 
+    /// <summary>An export is read once: a second pass would be a second export.</summary>
+    public bool Rereadable => false;
+
+    /// <summary>Unknown through the API.</summary>
+    public string? EngineTempDirectory => null;
+
+    /// <summary>The API gives no cheaper way to index the base than its save.</summary>
+    public Task<(FsIndex Index, ImageConfig Config)?> TryIndexBaseAsync(EngineImage baseImage, string? tempDirectory, CancellationToken cancellationToken) =>
+        Task.FromResult<(FsIndex, ImageConfig)?>(null);
+
     public static async Task<ExportImageSource> OpenAsync(IImageEngine engine, EngineImage image, string? tempDirectory, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(engine);
@@ -104,12 +114,5 @@ public sealed class ExportImageSource : IFinalImageSource
     {
         _save.Dispose();
         if (_flattened is not null) File.Delete(_flattened);
-    }
-
-    /// <summary>The factory: every image can be read this way.</summary>
-    public sealed class Factory(IImageEngine engine, string? tempDirectory) : IFinalImageSourceFactory
-    {
-        public async Task<IFinalImageSource?> TryOpenAsync(EngineImage image, CancellationToken cancellationToken) =>
-            await OpenAsync(engine, image, tempDirectory, cancellationToken).ConfigureAwait(false);
     }
 }
