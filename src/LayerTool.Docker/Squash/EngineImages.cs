@@ -52,21 +52,20 @@ internal sealed class EngineImages(IImageEngine engine, BaseIndexCache cache, st
     }
 
     /// <summary>The base's save, taken once per squash when something needs the base's layer tars.</summary>
-    public BaseSave SaveOf(EngineImage? baseImage) => new(engine, baseImage?.Id, tempDirectory);
+    public BaseSave SaveOf(EngineImage baseImage) => new(engine, baseImage.Id, tempDirectory);
 }
 
 /// <summary>
 /// A base's <c>docker save</c>, taken at most once per squash whoever asks first (the base index on a cold cache,
 /// an output file, a full-archive load), and removed when the squash ends.
 /// </summary>
-internal sealed class BaseSave(IImageEngine engine, string? imageId, string? tempDirectory) : IDisposable
+internal sealed class BaseSave(IImageEngine engine, string imageId, string? tempDirectory) : IDisposable
 {
     private Task<ImageArchive>? _opening;
 
-    /// <summary>The save (the squash has a base).</summary>
+    /// <summary>The save, taken by the first caller.</summary>
     public Task<ImageArchive> OpenAsync(CancellationToken cancellationToken) =>
-        _opening ??= EngineImageArchive.OpenAsync(engine, imageId ?? throw new InvalidOperationException("a squash onto scratch has no base to save"),
-            tempDirectory, cancellationToken);
+        _opening ??= EngineImageArchive.OpenAsync(engine, imageId, tempDirectory, cancellationToken);
 
     public void Dispose()
     {

@@ -304,11 +304,11 @@ internal sealed class EngineLoader(IImageEngine engine, EngineSquashSettings set
     }
 
     /// <summary>Loads the result, partial archive first; returns the engine's image ID once its layers check out.</summary>
-    public async Task<string> LoadAsync(SquashedImage squashed, EngineImage? baseImage, BaseSave? baseSave, ImageStoreKind store, bool tryPartial,
+    public async Task<string> LoadAsync(SquashedImage squashed, BaseSave? baseSave, ImageStoreKind store, bool tryPartial,
         CancellationToken cancellationToken)
     {
         var expected = ExpectedLayers(squashed);
-        if (tryPartial && baseImage is not null && store == ImageStoreKind.GraphDriver)
+        if (tryPartial && baseSave is not null && store == ImageStoreKind.GraphDriver)
         {
             try
             {
@@ -327,7 +327,7 @@ internal sealed class EngineLoader(IImageEngine engine, EngineSquashSettings set
         }
 
         {
-            IImage full = baseImage is not null && baseSave is not null
+            IImage full = baseSave is not null
                 ? Compose(squashed, (await baseSave.OpenAsync(cancellationToken).ConfigureAwait(false)).GetImage())
                 : squashed;
             var format = store == ImageStoreKind.Containerd ? ImageArchiveFormat.DockerOciArchive : ImageArchiveFormat.DockerArchive;

@@ -70,7 +70,7 @@ public sealed class EngineSquashService : ISquashService
         var (opening, method) = _images.OpenFinal(final, baseImage, store, request.FastPath, cancellationToken);
         progress?.Report(new SquashProgress(method, 0, null));
         progress?.Report(new SquashProgress(opening.IsCompleted ? "base" : "read", 0, null));
-        using var baseSave = _images.SaveOf(baseImage);
+        using var baseSave = baseImage is null ? null : _images.SaveOf(baseImage);
         // The final image is opened (an export takes a save first) while the base is indexed.
         FsIndex baseIndex = FsIndex.Empty;
         IImage? baseForSquash = null;
@@ -78,7 +78,7 @@ public sealed class EngineSquashService : ISquashService
         {
             if (baseImage is not null)
             {
-                var (index, config) = await _images.IndexBaseAsync(baseImage, opening.IsCompletedSuccessfully ? opening.Result : null, baseSave, cancellationToken)
+                var (index, config) = await _images.IndexBaseAsync(baseImage, opening.IsCompletedSuccessfully ? opening.Result : null, baseSave!, cancellationToken)
                     .ConfigureAwait(false);
                 baseIndex = index;
                 baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
@@ -106,15 +106,8 @@ public sealed class EngineSquashService : ISquashService
             TempDirectory = _settings.TempDirectory,
             WriteLayer = source.WriteLayerAsync,
         };
-        return await SquashAndDeliverAsync(request, spec, source, final, baseImage, baseSave, store, tags, method,
-            source.Rereadable ? null : final.Size, progress, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>The squash and its verification (ImageSquasher), the optional output file, the load and the tags, and the result.</summary>
-    private async Task<SquashResult> SquashAndDeliverAsync(SquashRequest request, SquashSpec spec, IFinalImageSource source, EngineImage final,
-        EngineImage? baseImage, BaseSave baseSave, ImageStoreKind store, IReadOnlyList<ImageReference> tags, string method, long? totalBytes,
-        IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
-    {
+        // An export is read once, its size known; layer directories are read as needed.
+        long? totalBytes = source.Rereadable ? null : final.Size;
         var bytes = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, totalBytes)));
         // A final image that can be read twice is loaded while the layer is written, with no layer file at all.
         SquashedImage? streamed = null;
@@ -131,14 +124,14 @@ public sealed class EngineSquashService : ISquashService
         if (request.OutputPath is not null)
         {
             progress?.Report(new SquashProgress("write", 0, null));
-            await WriteOutputAsync(request, squashed, baseImage is null ? null : baseSave, tags, cancellationToken).ConfigureAwait(false);
+            await WriteOutputAsync(request, squashed, baseSave, tags, cancellationToken).ConfigureAwait(false);
         }
 
         var imageId = squashed.ImageId.ToString();
         if (request.Load)
         {
             progress?.Report(new SquashProgress("load", 0, null));
-            imageId = loadedWhileWriting ?? await _loader.LoadAsync(squashed, baseImage, baseImage is null ? null : baseSave, store, !partialRefused,
+            imageId = loadedWhileWriting ?? await _loader.LoadAsync(squashed, baseSave, store, !partialRefused,
                 cancellationToken).ConfigureAwait(false);
             foreach (var tag in request.Tags)
                 await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
@@ -172,7 +165,6 @@ public sealed class EngineSquashService : ISquashService
         }
         return Digest.TryParse(image.Id, out var id) ? id : null;
     }
-
 
     private async Task WriteOutputAsync(SquashRequest request, SquashedImage squashed, BaseSave? baseSave, IReadOnlyList<ImageReference> tags,
         CancellationToken cancellationToken)
