@@ -11,6 +11,9 @@ eval "$(scripts/engine.sh up --debian)"
 export DOCKER_HOST
 # The registry tests' docker-registry (distribution 2.8) and htpasswd, installed when missing.
 scripts/registry.sh install >/dev/null
+# The third-party schemas the plan export tests validate against (GitLab CI schema, Argo Workflow validator), from
+# npm into a cache outside git.
+export LAYERTOOL_SCHEMAS="$(scripts/schemas.sh)"
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
