@@ -115,6 +115,8 @@ public sealed class RegistrySquashTests(EngineFixture engine) : IAsyncLifetime
         (await OkAsync("pull", target, "-o", pulled)).Trim().ShouldBe(digest);
         var fromRegistry = await IndexOfArchiveAsync(pulled);
         LayerVerifier.Compare(await _h.IndexAsync(engineTag), fromRegistry).ShouldBeEmpty();
+        // Byte for byte: the new layer is the same tar whichever way the image was read (engine export or registry blobs).
+        (await _h.DiffIdsAsync(engineTag))[^1].ShouldBe(json.GetProperty("layerDiffId").GetString());
         LayerVerifier.Compare(await _h.IndexAsync(image), fromRegistry).ShouldBeEmpty();
 
         // Squashed again the same way: the same manifest digest (reproducible), and every blob already there.
