@@ -21,7 +21,11 @@ internal sealed record SquashJson(
     IReadOnlyList<string> Tags,
     string? Output,
     IReadOnlyList<string> Warnings,
-    string? Method);
+    string? Method,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<PushedJson>? Pushed = null);
+
+/// <summary>One push of <c>layertool squash --push --json</c>: where, and the manifest digest the registry has.</summary>
+internal sealed record PushedJson(string Reference, string Digest);
 
 /// <summary>
 /// The JSON the verbs print, serialized by generated code: no reflection, so the tool also runs as a

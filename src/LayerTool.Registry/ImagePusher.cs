@@ -33,7 +33,11 @@ public sealed class ImagePusher(RegistryClient client)
             PulledImage pulled => pulled.Resolved.Manifest,
             _ => null,
         };
-        var oci = sourceManifest is not null && sourceManifest.MediaType == MediaTypes.OciManifest;
+        // A composed image (a squash result) has no manifest of its own: OCI when a stored layer is OCI-typed (a zstd
+        // layer exists only there), else Docker schema 2, as docker push makes.
+        var oci = sourceManifest is not null
+            ? sourceManifest.MediaType == MediaTypes.OciManifest
+            : image.Layers.Any(l => l is IBlobLayer { Descriptor.MediaType: { } t } && t.StartsWith("application/vnd.oci.", StringComparison.Ordinal));
         var configDescriptor = new Descriptor(oci ? MediaTypes.OciConfig : MediaTypes.DockerConfig, image.Config.Digest, image.Config.Bytes.Length);
         if (sourceManifest is not null && sourceManifest.Config.Digest == image.Config.Digest)
         {
@@ -69,7 +73,7 @@ public sealed class ImagePusher(RegistryClient client)
         var what = $"layer {index + 1} of {count} ({layer.DiffId})";
         if (layer is IBlobLayer { Descriptor: { } stored } blobLayer && stored.Digest != layer.DiffId)
         {
-            var descriptor = string.IsNullOrEmpty(stored.MediaType) ? stored with { MediaType = oci ? MediaTypes.OciLayerGzip : MediaTypes.DockerLayerGzip } : stored;
+            var descriptor = stored with { MediaType = LayerMediaType(stored.MediaType, oci) };
             descriptor = descriptor with { Annotations = null, Platform = null };
             await SendAsync(target, descriptor, () => blobLayer.OpenBlob(cancellationToken), counts, cancellationToken).ConfigureAwait(false);
             client.Cache.RecordDiffId(layer.DiffId, descriptor);
@@ -105,6 +109,14 @@ public sealed class ImagePusher(RegistryClient client)
         await SendAsync(target, compressed, () => OpenFile(client.Cache.PathOf(compressed.Digest)), counts, cancellationToken).ConfigureAwait(false);
         return compressed;
     }
+
+    /// <summary>A stored layer's media type in the manifest's family (gzip and plain tars have one in each; others are kept).</summary>
+    private static string LayerMediaType(string? stored, bool oci) => stored switch
+    {
+        null or "" or MediaTypes.DockerLayerGzip or MediaTypes.OciLayerGzip => oci ? MediaTypes.OciLayerGzip : MediaTypes.DockerLayerGzip,
+        MediaTypes.DockerLayer or MediaTypes.OciLayer => oci ? MediaTypes.OciLayer : MediaTypes.DockerLayer,
+        _ => stored,
+    };
 
     private async Task SendAsync(ImageReference target, Descriptor blob, Func<Stream> open, Counts counts, CancellationToken cancellationToken)
     {

@@ -10,6 +10,8 @@ using LayerTool.Docker.Sweep;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Docker.Dind;
+using LayerTool.Image;
+using LayerTool.Registry;
 
 namespace LayerTool.Cli.Commands;
 
@@ -34,6 +36,7 @@ internal sealed class BuildCommand : Command
 {
     private readonly CliContext _context;
     private readonly Func<string, string?> _environment;
+    private readonly RegistryCliSymbols _registry = new(forSideUse: true, withMirrors: false);
 
     public BuildCommand(CliContext context, Func<string, string?> environment)
         : base("build", "Build an image from a Dockerfile, with TAG and COMPRESS.")
@@ -57,9 +60,11 @@ internal sealed class BuildCommand : Command
         Add(DindImageOption);
         Add(BuilderOption);
         Add(PlanOption);
+        Add(PushOption);
+        _registry.AddTo(this);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "tty", "json", "quiet");
         BuilderOption.AcceptOnlyFromAmong("auto", "buildkit", "classic");
-        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), BindBuilder(result), context, c), ct));
+        SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), BindBuilder(result), context, c, BindPush(result)), ct));
     }
 
     public Argument<string> ContextArgument { get; } = new("PATH") { Description = "The build context directory." };
@@ -103,6 +108,20 @@ internal sealed class BuildCommand : Command
             _ => throw new CliException($"LAYERTOOL_BUILDER={fromEnvironment}: expected auto, buildkit or classic"),
         };
         return new BuilderSelection(choice, result.GetValue(ProgressOption) ?? "auto", result.GetValue(PlanOption));
+    }
+
+    public Option<string[]> PushOption { get; } = new("--push")
+    {
+        Description = "After a successful build, push the image to this registry reference (as `layertool push IMAGE REF`); repeatable.",
+        HelpName = "REF",
+    };
+
+    /// <summary>The pushes of one invocation, or null without <c>--push</c> (nothing runs).</summary>
+    public BuildPush? BindPush(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var references = result.GetValue(PushOption) ?? [];
+        return references.Length == 0 ? null : new BuildPush(references, _registry.Bind(result, _context, _environment));
     }
 
     public Option<bool> PlanOption { get; } = new("--plan") { Description = "Print the standard builds and squashes that TAG, COMPRESS and --squash compile to (BuildKit), and run nothing; JSON with --progress json." };
@@ -194,11 +213,14 @@ internal sealed class BuildCommand : Command
         ExecuteAsync(options, dind, new BuilderSelection(BuilderChoice.Classic, "auto"), context, cancellationToken);
 
     /// <summary>Builds directly, or with <paramref name="dind"/> in a throw-away dind container, on the builder <paramref name="builder"/> picks.</summary>
-    public static async Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, BuilderSelection builder, CliContext context, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(BuildOptions options, DindOptions? dind, BuilderSelection builder, CliContext context, CancellationToken cancellationToken,
+        BuildPush? push = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(context);
+        // Checked before anything is built: a bad reference is a usage mistake, not a build failure.
+        var targets = push?.References.Select(PullCommand.ParseReference).ToList() ?? [];
         if (builder.PlanOnly)
         {
             // The plan is pure: no engine is asked.
@@ -243,11 +265,21 @@ internal sealed class BuildCommand : Command
             result = inDind.Build;
             await context.Error.WriteLineAsync($"dind: start {inDind.Start.TotalSeconds:0.0}s, images in {inDind.Provide.TotalSeconds:0.0}s, build {inDind.BuildTime.TotalSeconds:0.0}s, images out {inDind.BringBack.TotalSeconds:0.0}s, cleanup {inDind.Cleanup.TotalSeconds:0.0}s").ConfigureAwait(false);
         }
+        // The image pushed from the engine that holds it (with --dind, brought back to this one), as `layertool push` does.
+        var pushed = new List<(ImageReference Target, PushResult Result)>();
+        foreach (var target in targets)
+        {
+            pushed.Add((target, await RegistryPush.PushEngineImageAsync(connection, result.ImageId, target, push!.Registry, null, context, cancellationToken).ConfigureAwait(false)));
+        }
         if (options.Quiet)
         {
             await context.Out.WriteLineAsync(result.ImageId).ConfigureAwait(false);
+            foreach (var (target, done) in pushed)
+                await context.Error.WriteLineAsync($"{RegistryPush.Summary(target, done)}; digest {done.Digest}").ConfigureAwait(false);
             return CommandErrors.Success;
         }
+        foreach (var (target, done) in pushed)
+            log.Line($"{RegistryPush.Summary(target, done)}; digest {done.Digest}");
         foreach (var t in result.TaggedImages) log.Line($"TAG {t.Reference} -> {BuildLog.ShortId(t.ImageId)} (line {t.Line})");
         foreach (var c in result.Compressions)
             log.Line($"COMPRESS (line {c.Line}): {c.LayersBefore} layers, {c.BytesBefore} bytes -> {c.LayersAfter} layers, {c.BytesAfter} bytes ({BuildLog.ShortId(c.ImageId)})");
@@ -324,6 +356,11 @@ internal sealed class BuildCommand : Command
         };
     }
 }
+
+/// <summary>Where <c>build --push</c> pushes the built image, and the registry settings for it.</summary>
+/// <param name="References">The references given with <c>--push</c>.</param>
+/// <param name="Registry">Credentials, plain-HTTP hosts and parallel uploads.</param>
+public sealed record BuildPush(IReadOnlyList<string> References, RegistryCliOptions Registry);
 
 /// <summary>The builder a build runs on and the progress style for BuildKit builds (<c>--progress</c> as given).</summary>
 /// <param name="Choice">auto, buildkit or classic.</param>

@@ -47,8 +47,14 @@ public sealed record RegistryCliOptions(int Jobs, string? Platform, IReadOnlyLis
     }
 }
 
-/// <summary>The options the registry verbs share, declared once.</summary>
-internal sealed class RegistryCliSymbols
+/// <summary>
+/// The options the registry verbs share, declared once. Verbs that reach a registry on the side (squash, build)
+/// take them without <c>--cache-dir</c> and <c>--progress</c>, which mean other things there: the blob cache is
+/// then the default one and blob progress shows on a terminal only.
+/// </summary>
+/// <param name="forSideUse">Leave out <c>--cache-dir</c>, <c>--progress</c> and <c>--registry-mirror</c> unless <paramref name="withMirrors"/>.</param>
+/// <param name="withMirrors">With <paramref name="forSideUse"/>: keep <c>--registry-mirror</c> and <c>--platform</c> (reads).</param>
+internal sealed class RegistryCliSymbols(bool forSideUse = false, bool withMirrors = true)
 {
     public Option<int> Jobs { get; } = new("--jobs", "-j") { Description = "Blobs transferred at once.", DefaultValueFactory = _ => 6 };
 
@@ -70,13 +76,20 @@ internal sealed class RegistryCliSymbols
 
     public void AddTo(Command command)
     {
+        ArgumentNullException.ThrowIfNull(command);
         command.Add(Jobs);
-        command.Add(Platform);
-        command.Add(Mirrors);
+        if (withMirrors)
+        {
+            command.Add(Platform);
+            command.Add(Mirrors);
+        }
         command.Add(Insecure);
         command.Add(Creds);
-        command.Add(CacheDir);
-        command.Add(Progress);
+        if (!forSideUse)
+        {
+            command.Add(CacheDir);
+            command.Add(Progress);
+        }
         Progress.AcceptOnlyFromAmong("auto", "plain", "json", "none");
         Jobs.Validators.Add(result =>
         {
@@ -86,17 +99,24 @@ internal sealed class RegistryCliSymbols
 
     public RegistryCliOptions Bind(ParseResult result, CliContext context, Func<string, string?> environment)
     {
-        var cacheDir = result.GetValue(CacheDir);
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(context);
+        var cacheDir = forSideUse ? null : result.GetValue(CacheDir);
+        var reads = withMirrors || !forSideUse;
         return new RegistryCliOptions(
             result.GetValue(Jobs),
-            result.GetValue(Platform),
-            result.GetValue(Mirrors) ?? [],
+            reads ? result.GetValue(Platform) : null,
+            reads ? result.GetValue(Mirrors) ?? [] : [],
             result.GetValue(Insecure) ?? [],
             result.GetValue(Creds),
             cacheDir is null ? DefaultCache(environment) : Path.GetFullPath(cacheDir, context.WorkingDirectory),
             DockerConfigPath(environment),
-            result.GetValue(Progress) ?? "auto");
+            forSideUse ? SideProgress(context) : result.GetValue(Progress) ?? "auto");
     }
+
+    /// <summary>Blob progress of a verb that reaches a registry on the side: on a terminal only.</summary>
+    private static string SideProgress(CliContext context) =>
+        ReferenceEquals(context.Error, Console.Error) && !Console.IsErrorRedirected ? "auto" : "none";
 
     /// <summary><c>$XDG_CACHE_HOME/layertool/registry</c>, else <c>~/.cache/layertool/registry</c>.</summary>
     public static string DefaultCache(Func<string, string?> environment) =>
@@ -199,7 +219,8 @@ internal sealed class PullCommand : Command
         if (options.Load)
         {
             using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
-            var loaded = await EngineLoad.LoadAsync(new DockerImageEngine(connection), image, cancellationToken).ConfigureAwait(false);
+            var name = reference.Tag is { } tag ? reference.WithTag(tag) : (ImageReference?)null;
+            var loaded = await MissingLayersLoad.LoadAsync(new DockerImageEngine(connection), image, name, context.TempDirectory, cancellationToken).ConfigureAwait(false);
             await context.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"loaded {reference.FamiliarString} into the engine ({loaded.SentLayers} of {image.Layers.Count} layers sent, {Units.Bytes(loaded.SentBytes)})")).ConfigureAwait(false);
         }
@@ -225,105 +246,6 @@ internal sealed class PullCommand : Command
             "oci" => (ImageArchiveFormat.OciLayout, directory || !options.Output.EndsWith(".tar", StringComparison.Ordinal)),
             _ => directory ? (ImageArchiveFormat.OciLayout, true) : (ImageArchiveFormat.DockerArchive, false),
         };
-    }
-}
-
-/// <summary>
-/// Loads a pulled image into the engine sending only the layers it lacks: the engine's longest chain of the
-/// image's layers is found with probe loads of configs naming a prefix of the layers and holding none (a load
-/// that omits a layer the engine lacks fails, one that omits only layers it has succeeds; each probe image is
-/// removed again), then one docker-archive omitting that prefix is loaded, as squash loads its partial archives.
-/// </summary>
-internal static class EngineLoad
-{
-    public static async Task<(string ImageId, int SentLayers, long SentBytes)> LoadAsync(IImageEngine engine, PulledImage image, CancellationToken cancellationToken)
-    {
-        var expected = image.Config.DiffIds.Select(d => d.ToString()).ToList();
-        var name = image.Reference.Tag is { } tag ? image.Reference.WithTag(tag) : (ImageReference?)null;
-        var existing = await engine.TryInspectImageAsync(image.Config.Digest.ToString(), cancellationToken).ConfigureAwait(false);
-        if (existing is not null && existing.DiffIds.SequenceEqual(expected, StringComparer.Ordinal))
-        {
-            if (name is { } n) await engine.TagImageAsync(existing.Id, n.FamiliarString, cancellationToken).ConfigureAwait(false);
-            return (existing.Id, 0, 0);
-        }
-
-        var store = await engine.GetStoreKindAsync(cancellationToken).ConfigureAwait(false);
-        var omit = 0;
-        if (store == ImageStoreKind.GraphDriver)
-        {
-            var (lo, hi) = (0, image.Layers.Count - 1);
-            while (lo < hi)
-            {
-                var mid = (lo + hi + 1) / 2;
-                if (await EngineHasPrefixAsync(engine, image, mid, cancellationToken).ConfigureAwait(false)) lo = mid;
-                else hi = mid - 1;
-            }
-            omit = lo;
-        }
-
-        var format = store == ImageStoreKind.Containerd ? ImageArchiveFormat.DockerOciArchive : ImageArchiveFormat.DockerArchive;
-        var loadedId = await LoadArchiveAsync(engine, image, new ImageWriteOptions { Format = format, OmitLayers = omit, Tags = name is { } t ? [t] : [] },
-            name?.ToString() ?? image.Config.Digest.ToString(), expected, cancellationToken).ConfigureAwait(false);
-        if (loadedId is null && omit > 0)
-        {
-            // The engine refused the partial archive after all: the whole image.
-            omit = 0;
-            loadedId = await LoadArchiveAsync(engine, image, new ImageWriteOptions { Format = format, Tags = name is { } t2 ? [t2] : [] },
-                name?.ToString() ?? image.Config.Digest.ToString(), expected, cancellationToken).ConfigureAwait(false);
-        }
-
-        if (loadedId is null)
-            throw new LayerTool.Build.EngineException($"the engine loaded {image.Reference.FamiliarString} but its layers are not the image's ({string.Join(", ", expected)})");
-        var sent = image.Layers.Skip(omit).Sum(l => l.Descriptor?.Size ?? 0);
-        return (loadedId, image.Layers.Count - omit, sent);
-    }
-
-    private static async Task<bool> EngineHasPrefixAsync(IImageEngine engine, PulledImage image, int count, CancellationToken cancellationToken)
-    {
-        // The engine refuses a config with more non-empty history entries than layers: keep those of the prefix.
-        var config = image.Config.WithDiffIds(image.Config.DiffIds.Take(count)).Edit(json =>
-        {
-            if (json["history"] is not System.Text.Json.Nodes.JsonArray history) return;
-            static bool Empty(System.Text.Json.Nodes.JsonNode? h) =>
-                h is System.Text.Json.Nodes.JsonObject o && o["empty_layer"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<bool>(out var e) && e;
-            while (history.Count > 0 && history.Count(h => !Empty(h)) > count) history.RemoveAt(history.Count - 1);
-        });
-        var probe = new ComposedImage(config, [.. image.Layers.Take(count).Select(l => new DescribedLayer(l.DiffId, l.Descriptor))]);
-        var before = await engine.TryInspectImageAsync(config.Digest.ToString(), cancellationToken).ConfigureAwait(false);
-        if (before is not null) return true;
-        try
-        {
-            var id = await LoadArchiveAsync(engine, probe, new ImageWriteOptions { Format = ImageArchiveFormat.DockerArchive, OmitLayers = count },
-                config.Digest.ToString(), [.. config.DiffIds.Select(d => d.ToString())], cancellationToken).ConfigureAwait(false);
-            return id is not null;
-        }
-        catch (LayerTool.Build.EngineException)
-        {
-            return false;
-        }
-        finally
-        {
-            await engine.RemoveImageAsync(config.Digest.ToString(), CancellationToken.None).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<string?> LoadArchiveAsync(IImageEngine engine, IImage image, ImageWriteOptions options, string lookup, IReadOnlyList<string> expected,
-        CancellationToken cancellationToken)
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"layertool-pull-load-{Guid.NewGuid():N}.tar");
-        try
-        {
-            await ImageArchiveWriter.WriteAsync(path, image, options, cancellationToken).ConfigureAwait(false);
-            var archive = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
-            await using (archive.ConfigureAwait(false))
-                await engine.LoadImageAsync(archive, cancellationToken).ConfigureAwait(false);
-            var loaded = await engine.TryInspectImageAsync(lookup, cancellationToken).ConfigureAwait(false);
-            return loaded is not null && loaded.DiffIds.SequenceEqual(expected, StringComparer.Ordinal) ? loaded.Id : null;
-        }
-        finally
-        {
-            File.Delete(path);
-        }
     }
 }
 

@@ -1,8 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
-using LayerTool.Docker.Images;
-using LayerTool.Image;
-using LayerTool.Image.Formats;
 using LayerTool.Registry;
 
 namespace LayerTool.Cli.Commands;
@@ -56,35 +52,18 @@ internal sealed class PushCommand : Command
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
         var target = PullCommand.ParseReference(options.Reference);
-        var renderer = BlobProgressRenderer.Create(options.Registry.Progress, context);
-        var settings = options.Registry.ToSettings(target.Registry, renderer) with { ChunkSize = options.ChunkSize };
-        using var client = new RegistryClient(settings);
-        ImageArchive archive;
+        PushResult result;
         if (File.Exists(options.Source) || Directory.Exists(options.Source))
         {
-            archive = ImageArchive.Open(options.Source);
+            result = await RegistryPush.PushArchiveAsync(options.Source, target, options.Registry, options.ChunkSize, context, cancellationToken).ConfigureAwait(false);
         }
         else
         {
             using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
-            archive = await EngineImageArchive.OpenAsync(new DockerImageEngine(connection), options.Source, null, cancellationToken).ConfigureAwait(false);
+            result = await RegistryPush.PushEngineImageAsync(connection, options.Source, target, options.Registry, options.ChunkSize, context, cancellationToken).ConfigureAwait(false);
         }
 
-        PushResult result;
-        using (archive)
-        {
-            try
-            {
-                result = await new ImagePusher(client).PushAsync(archive.GetImage(), target, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                renderer?.Done();
-            }
-        }
-
-        await context.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"pushed {target.FamiliarString}: {result.Uploaded} blobs uploaded ({Units.Bytes(result.UploadedBytes)}), {result.Existing} already there, {result.Mounted} mounted")).ConfigureAwait(false);
+        await context.Error.WriteLineAsync(RegistryPush.Summary(target, result)).ConfigureAwait(false);
         await context.Out.WriteLineAsync(result.Digest.ToString()).ConfigureAwait(false);
         return CommandErrors.Success;
     }

@@ -4,27 +4,31 @@ using System.Text.Json;
 using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Image;
 using LayerTool.Image.Squash;
+using LayerTool.Registry;
 
 namespace LayerTool.Cli.Commands;
 
 /// <summary>What <c>layertool squash</c> was asked to do (parsed, validated, not yet run).</summary>
-/// <param name="Image">The image to squash (a reference or ID; with <see cref="Input"/>, a name inside the archive).</param>
-/// <param name="Onto">The base to put the one new layer on, or null for <c>scratch</c>.</param>
+/// <param name="Image">The image to squash (a reference or ID; with <see cref="Input"/>, a name inside the archive, or null for its only image or the <c>registry://</c> reference).</param>
+/// <param name="Onto">The base to put the one new layer on, or null for <c>scratch</c> (or the base <see cref="BaseInput"/> names). With a <c>registry://</c> input, a registry reference.</param>
 /// <param name="Tags">Tags for the result.</param>
 /// <param name="Message">The squash history entry's comment.</param>
 /// <param name="Output">Also write the result here (a file for docker-archive, a directory or .tar for OCI).</param>
 /// <param name="Format"><c>docker</c> or <c>oci</c>.</param>
 /// <param name="NoLoad">Do not load the result into the engine.</param>
-/// <param name="Input">Read IMAGE (and BASE, unless <see cref="BaseInput"/>) from this archive or OCI layout; no engine.</param>
-/// <param name="BaseInput">Read BASE from this archive or OCI layout.</param>
+/// <param name="Input">Read IMAGE (and BASE, unless <see cref="BaseInput"/>) from this archive or OCI layout, or <c>registry://REF</c>; no engine.</param>
+/// <param name="BaseInput">Read BASE from this archive or OCI layout, or <c>registry://REF</c>.</param>
 /// <param name="Timestamp">Reproducible mode: the clamp time (SOURCE_DATE_EPOCH, or the Unix epoch).</param>
 /// <param name="Json">Print the result as JSON.</param>
 /// <param name="CacheDir">Where base-filesystem indexes are cached.</param>
 /// <param name="NoFastPath">Never take the local overlay2 fast path (always read through the engine API).</param>
 /// <param name="Verbose">Say which way the squash went (fast path or API, and why).</param>
+/// <param name="Push">Push the result to these references (no engine needed for it).</param>
+/// <param name="Registry">The registry settings for registry inputs and pushes.</param>
 public sealed record SquashOptions(
-    string Image,
+    string? Image,
     string? Onto,
     IReadOnlyList<string> Tags,
     string? Message,
@@ -37,13 +41,16 @@ public sealed record SquashOptions(
     bool Json,
     string CacheDir,
     bool NoFastPath = false,
-    bool Verbose = false)
+    bool Verbose = false,
+    IReadOnlyList<string>? Push = null,
+    RegistryCliOptions? Registry = null)
 {
     public bool Equals(SquashOptions? other) =>
         other is not null && Image == other.Image && Onto == other.Onto && Tags.SequenceEqual(other.Tags) && Message == other.Message
         && Output == other.Output && Format == other.Format && NoLoad == other.NoLoad && Input == other.Input && BaseInput == other.BaseInput
         && Timestamp == other.Timestamp && Json == other.Json && CacheDir == other.CacheDir
-        && NoFastPath == other.NoFastPath && Verbose == other.Verbose;
+        && NoFastPath == other.NoFastPath && Verbose == other.Verbose
+        && (Push ?? []).SequenceEqual(other.Push ?? []) && Equals(Registry, other.Registry);
 
     public override int GetHashCode() => HashCode.Combine(Image, Onto, Tags.Count, Output);
 }
@@ -56,6 +63,7 @@ internal sealed class SquashCommand : Command
 {
     private readonly Func<string, string?> _environment;
     private readonly CliContext _context;
+    private readonly RegistryCliSymbols _registry = new(forSideUse: true);
 
     public SquashCommand(CliContext context, Func<string, string?> environment)
         : base("squash", "Replace every layer IMAGE adds over BASE with one layer: the difference of the two filesystems.")
@@ -76,26 +84,57 @@ internal sealed class SquashCommand : Command
         Add(NoFastPathOption);
         Add(VerboseOption);
         Add(CacheDirOption);
+        Add(PushOption);
+        _registry.AddTo(this);
         FormatOption.AcceptOnlyFromAmong("docker", "oci");
         Validators.Add(result =>
         {
-            if (result.GetValue(NoLoadOption) && result.GetValue(OutputOption) is null)
-                result.AddError("--no-load needs --output: the result would go nowhere");
-            if (result.GetValue(BaseInputOption) is not null && result.GetValue(InputOption) is null)
+            var input = result.GetValue(InputOption);
+            var baseInput = result.GetValue(BaseInputOption);
+            var onto = result.GetValue(OntoOption);
+            var image = result.GetValue(ImageArgument);
+            var push = result.GetValue(PushOption) ?? [];
+            if (result.GetValue(NoLoadOption) && result.GetValue(OutputOption) is null && input is null)
+                result.AddError("--no-load needs --output: the result would go nowhere (an engine squash pushes what it loaded or wrote)");
+            if (baseInput is not null && input is null)
                 result.AddError("--base-input needs --input");
-            if (result.GetValue(InputOption) is not null && result.GetValue(OutputOption) is null)
-                result.AddError("--input needs --output: there is no engine to load the result into");
+            if (input is not null && result.GetValue(OutputOption) is null && push.Length == 0)
+                result.AddError("--input needs --output or --push: there is no engine to load the result into");
+            if (image is null && input is null)
+                result.AddError("IMAGE is required (without --input, the image in the engine to squash)");
+            if (image is not null && SquashSource.IsRegistry(input))
+                result.AddError($"--input {input} names the image: leave IMAGE out");
+            if (SquashSource.IsRegistry(baseInput))
+            {
+                if (onto is not null)
+                    result.AddError($"--base-input {baseInput} names the base: leave --onto out");
+            }
+            else if (onto is null)
+            {
+                result.AddError("--onto is required: the base (or 'scratch')");
+            }
+            if (input is null && (SquashSource.IsRegistry(onto) || SquashSource.IsRegistry(image)))
+                result.AddError("registry:// images are read without an engine: give the image with --input registry://REF");
         });
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), _context, c), ct));
     }
 
-    public Argument<string> ImageArgument { get; } = new("IMAGE") { Description = "The image to squash (reference or ID)." };
-
-    public Option<string> OntoOption { get; } = new("--onto")
+    public Argument<string?> ImageArgument { get; } = new("IMAGE")
     {
-        Description = "The base to put the new layer on (any image, ancestor or not), or 'scratch'.",
+        Description = "The image to squash (reference or ID; with --input, a name in the archive, left out for its only image or a registry:// input).",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    public Option<string?> OntoOption { get; } = new("--onto")
+    {
+        Description = "The base to put the new layer on (any image, ancestor or not), or 'scratch'. With --input registry://, a registry reference.",
         HelpName = "BASE",
-        Required = true,
+    };
+
+    public Option<string[]> PushOption { get; } = new("--push")
+    {
+        Description = "Push the result to this registry reference (no engine needed); repeatable. Prints the pushed manifest digest.",
+        HelpName = "REF",
     };
 
     public Option<string[]> TagOption { get; } = new("--tag", "-t") { Description = "Tag the result; repeatable.", HelpName = "NAME[:TAG]" };
@@ -118,14 +157,14 @@ internal sealed class SquashCommand : Command
 
     public Option<string?> InputOption { get; } = new("--input")
     {
-        Description = "Read IMAGE and BASE from this docker-archive or OCI layout instead of an engine (needs --output).",
-        HelpName = "ARCHIVE|OCI-DIR",
+        Description = "Read IMAGE and BASE from this docker-archive or OCI layout, or IMAGE from registry://REF (BASE then from the registry too), instead of an engine (needs --output or --push).",
+        HelpName = "ARCHIVE|OCI-DIR|registry://REF",
     };
 
     public Option<string?> BaseInputOption { get; } = new("--base-input")
     {
-        Description = "Read BASE from this docker-archive or OCI layout.",
-        HelpName = "ARCHIVE|OCI-DIR",
+        Description = "Read BASE from this docker-archive or OCI layout, or registry://REF.",
+        HelpName = "ARCHIVE|OCI-DIR|registry://REF",
     };
 
     public Option<bool> ReproducibleOption { get; } = new("--reproducible")
@@ -151,7 +190,7 @@ internal sealed class SquashCommand : Command
     public SquashOptions Bind(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        var onto = result.GetValue(OntoOption)!;
+        var onto = result.GetValue(OntoOption);
         DateTimeOffset? timestamp = null;
         if (result.GetValue(ReproducibleOption))
         {
@@ -166,31 +205,101 @@ internal sealed class SquashCommand : Command
         }
         var input = result.GetValue(InputOption);
         return new SquashOptions(
-            result.GetValue(ImageArgument)!,
-            string.Equals(onto, "scratch", StringComparison.Ordinal) ? null : onto,
+            result.GetValue(ImageArgument),
+            onto is null || string.Equals(onto, "scratch", StringComparison.Ordinal) ? null : onto,
             result.GetValue(TagOption) ?? [],
             result.GetValue(MessageOption),
             Resolve(result.GetValue(OutputOption)),
             result.GetValue(FormatOption) ?? "docker",
             result.GetValue(NoLoadOption) || input is not null,
-            Resolve(input),
-            Resolve(result.GetValue(BaseInputOption)),
+            ResolveInput(input),
+            ResolveInput(result.GetValue(BaseInputOption)),
             timestamp,
             result.GetValue(JsonOption),
             Resolve(result.GetValue(CacheDirOption)) ?? EngineAccess.DefaultIndexCache(_environment),
             result.GetValue(NoFastPathOption),
-            result.GetValue(VerboseOption));
+            result.GetValue(VerboseOption),
+            result.GetValue(PushOption) ?? [],
+            _registry.Bind(result, _context, _environment));
     }
 
     private string? Resolve(string? path) => path is null ? null : Path.GetFullPath(path, _context.WorkingDirectory);
+
+    private string? ResolveInput(string? input) => SquashSource.IsRegistry(input) ? input : Resolve(input);
+
+    /// <summary>
+    /// The sources of a squash without an engine: IMAGE from <c>--input</c> (an archive's image by name, or
+    /// <c>registry://REF</c>); BASE from <c>--base-input</c> when given, else from where IMAGE came from (a name in the
+    /// same archive, or a registry reference), else scratch.
+    /// </summary>
+    internal static RegistrySquashRequest RegistryRequest(SquashOptions options, IReadOnlyList<ImageReference> targets, CliContext context)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(context);
+        var input = options.Input ?? throw new CliException("a squash without an engine needs --input");
+        SquashSource final = SquashSource.IsRegistry(input) ? new RegistrySquashSource(RegistryReference(input)) : new ArchiveSquashSource(input, options.Image);
+        SquashSource? baseSource = options.BaseInput switch
+        {
+            { } b when SquashSource.IsRegistry(b) => new RegistrySquashSource(RegistryReference(b)),
+            { } b => new ArchiveSquashSource(b, options.Onto),
+            null when options.Onto is null => null,
+            null when final is RegistrySquashSource || SquashSource.IsRegistry(options.Onto) => new RegistrySquashSource(RegistryReference(options.Onto)),
+            null => new ArchiveSquashSource(input, options.Onto),
+        };
+        return new RegistrySquashRequest(final, baseSource)
+        {
+            OutputPath = options.Output,
+            OutputFormat = options.Format,
+            Tags = options.Tags,
+            Push = targets,
+            Message = options.Message,
+            Timestamp = options.Timestamp,
+            CacheDirectory = options.CacheDir,
+            TempDirectory = context.TempDirectory,
+        };
+    }
+
+    /// <summary><c>registry://REF</c> (or a bare REF) as a reference.</summary>
+    private static ImageReference RegistryReference(string text) =>
+        PullCommand.ParseReference(SquashSource.IsRegistry(text) ? text[SquashSource.RegistryScheme.Length..] : text);
 
     public static async Task<int> ExecuteAsync(SquashOptions options, CliContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
         var progress = EngineAccess.Progress(context);
+        var targets = (options.Push ?? []).Select(PullCommand.ParseReference).ToList();
+        var registry = options.Registry;
+        var viaRegistry = targets.Count > 0 || SquashSource.IsRegistry(options.Input) || SquashSource.IsRegistry(options.BaseInput) || SquashSource.IsRegistry(options.Onto);
+        if (registry is null && viaRegistry)
+            throw new CliException("a squash that reads from or pushes to a registry needs the registry settings");
         SquashResult result;
-        if (options.Input is not null)
+        var pushed = new List<(ImageReference Target, PushResult Result)>();
+        if (options.Input is not null && viaRegistry)
+        {
+            // No engine; images from a registry and/or the result to one.
+            await EngineAccess.SweepAsync(context, null, cancellationToken).ConfigureAwait(false);
+            var request = RegistryRequest(options, targets, context);
+            // --creds are for the registry read from (the image's, else the base's), else the one pushed to.
+            var where = request.Final is RegistrySquashSource fromImage ? fromImage.Reference
+                : request.Base is RegistrySquashSource fromBase ? fromBase.Reference : targets[0];
+            var renderer = BlobProgressRenderer.Create(registry!.Progress, context);
+            using var client = new RegistryClient(registry.ToSettings(where.Registry, renderer));
+            client.MirrorFailed += (mirror, why) => context.Error.WriteLine($"layertool: mirror {mirror} failed, trying the next: {why}");
+            RegistrySquashResult r;
+            try
+            {
+                r = await new RegistrySquasher(client).SquashAsync(request, progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null))),
+                    cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                renderer?.Done();
+            }
+            pushed.AddRange(r.Pushed);
+            result = new SquashResult(r.ImageId, r.LayerDiffId, r.LayersBefore, r.LayersAfter, r.BytesBefore, r.BytesAfter, r.LayerBytes, [], r.Warnings);
+        }
+        else if (options.Input is not null)
         {
             // No engine: only the temp directories of killed runs are swept.
             await EngineAccess.SweepAsync(context, null, cancellationToken).ConfigureAwait(false);
@@ -205,9 +314,18 @@ internal sealed class SquashCommand : Command
             using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             var service = new EngineSquashService(new DockerImageEngine(connection), new EngineSquashSettings(options.CacheDir, context.TempDirectory));
             result = await service.SquashAsync(new SquashRequest(
-                options.Image, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format,
+                options.Image!, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format,
                 FastPath: !options.NoFastPath),
                 progress, cancellationToken).ConfigureAwait(false);
+            progress?.Done();
+            // The result is in the engine (or only in the output file): pushed from there, as `layertool push` does.
+            foreach (var target in targets)
+            {
+                var done = options.NoLoad
+                    ? await RegistryPush.PushArchiveAsync(options.Output!, target, registry!, null, context, cancellationToken).ConfigureAwait(false)
+                    : await RegistryPush.PushEngineImageAsync(connection, result.ImageId, target, registry!, null, context, cancellationToken).ConfigureAwait(false);
+                pushed.Add((target, done));
+            }
         }
         progress?.Done();
         if (options.Verbose && result.Method is not null)
@@ -229,14 +347,28 @@ internal sealed class SquashCommand : Command
                 result.Tags,
                 options.Output,
                 result.Warnings,
-                result.Method), CliJson.Default.SquashJson)).ConfigureAwait(false);
+                result.Method,
+                pushed.Count == 0 ? null : [.. pushed.Select(p => new PushedJson(p.Target.ToString(), p.Result.Digest.ToString()))]), CliJson.Default.SquashJson)).ConfigureAwait(false);
         }
         else
         {
             await context.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"squashed {result.LayersBefore} → {result.LayersAfter} layers, {Units.Bytes(result.BytesBefore)} → {Units.Bytes(result.BytesAfter)} (reclaimed {Units.Bytes(Math.Max(0, result.BytesBefore - result.BytesAfter))}; new layer {Units.Bytes(result.LayerBytes)})"))
                 .ConfigureAwait(false);
-            await context.Out.WriteLineAsync(result.ImageId).ConfigureAwait(false);
+            if (pushed.Count == 0)
+            {
+                await context.Out.WriteLineAsync(result.ImageId).ConfigureAwait(false);
+            }
+            else
+            {
+                // As `layertool push`: the summary on stderr, the pushed manifest's digest on stdout (a line per --push).
+                await context.Error.WriteLineAsync($"image ID {result.ImageId}").ConfigureAwait(false);
+                foreach (var (target, done) in pushed)
+                {
+                    await context.Error.WriteLineAsync(RegistryPush.Summary(target, done)).ConfigureAwait(false);
+                    await context.Out.WriteLineAsync(done.Digest.ToString()).ConfigureAwait(false);
+                }
+            }
         }
         return CommandErrors.Success;
     }

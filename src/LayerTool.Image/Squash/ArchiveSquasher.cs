@@ -41,14 +41,40 @@ public sealed record ArchiveSquashResult(
     long LayerBytes,
     IReadOnlyList<string> Warnings);
 
+/// <summary>The images of a squash with no engine, wherever they were read from, and how the result is made.</summary>
+/// <param name="Final">The image F whose filesystem the result must hold.</param>
+/// <param name="Base">The base B, or null for scratch.</param>
+public sealed record ImageSquashInput(IImage Final, IImage? Base)
+{
+    /// <summary>B's name in the squash's history entry and the OCI base-name label (as the user gave it).</summary>
+    public string? BaseName { get; init; }
+
+    /// <summary>B's digest for the OCI base-digest label (a manifest digest when known, else its image ID).</summary>
+    public Digest? BaseDigest { get; init; }
+
+    /// <summary>The squash history entry's comment.</summary>
+    public string? Message { get; init; }
+
+    /// <summary>Reproducible mode's clamp time.</summary>
+    public DateTimeOffset? Timestamp { get; init; }
+
+    /// <summary>The squash's time otherwise.</summary>
+    public DateTimeOffset Now { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Where base indexes are cached (null: no cache).</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>Where temp files go (null: the system's temp directory).</summary>
+    public string? TempDirectory { get; init; }
+}
+
 /// <summary>Squashes an image from an archive onto a base from an archive, into a new archive.</summary>
 public static class ArchiveSquasher
 {
     public static async Task<ArchiveSquashResult> SquashAsync(ArchiveSquashRequest request, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var tags = request.Tags.Select(t => ImageReference.TryParse(t, out var r, out var error) && r.Digest is null
-            ? r : throw new ImageFormatException($"invalid tag '{t}': {error ?? "a tag cannot hold a digest"}")).ToList();
+        var tags = ParseTags(request.Tags);
         var options = new ImageArchiveOptions { TemporaryDirectory = request.TempDirectory };
         foreach (var source in new[] { request.Input, request.BaseInput }.OfType<string>())
         {
@@ -62,37 +88,18 @@ public static class ArchiveSquasher
         ArchiveImage? baseImage = baseInput is not null ? baseInput.GetImage(request.Base)
             : request.Base is null ? null : input.GetImage(request.Base);
 
-        using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
-        var finalLayers = final.Layers.Select(Opener).ToList();
-        using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
+        using var squashed = await SquashImagesAsync(new ImageSquashInput(final, baseImage)
         {
-            Final = final,
-            Base = baseImage,
-            BaseIndex = baseIndex,
             BaseName = request.Base ?? baseImage?.ToString(),
             BaseDigest = baseImage?.ManifestDescriptor?.Digest ?? baseImage?.Config.Digest,
             Message = request.Message,
-            CreatedBy = baseImage is null ? "layertool squash --onto scratch" : $"layertool squash --onto {request.Base ?? baseImage.ToString()}",
             Timestamp = request.Timestamp,
             Now = request.Now ?? DateTimeOffset.UtcNow,
+            CacheDirectory = request.CacheDirectory,
             TempDirectory = request.TempDirectory,
-            WriteLayer = (index, output, diffOptions, ct) => LayerDiff.WriteFromLayersAsync(index, finalLayers, output, diffOptions, ct),
         }, progress, cancellationToken).ConfigureAwait(false);
 
-        var oci = request.OutputFormat switch
-        {
-            "oci" => true,
-            "docker" => false,
-            _ => throw new ImageFormatException($"unknown output format '{request.OutputFormat}' (docker or oci)"),
-        };
-        var written = await ImageArchiveWriter.WriteAsync(request.OutputPath, squashed, new ImageWriteOptions
-        {
-            Format = oci ? ImageArchiveFormat.OciLayout : ImageArchiveFormat.DockerArchive,
-            AsDirectory = oci && !request.OutputPath.EndsWith(".tar", StringComparison.OrdinalIgnoreCase),
-            Tags = tags,
-            TemporaryDirectory = request.TempDirectory,
-            ModificationTime = request.Timestamp ?? DateTimeOffset.UnixEpoch,
-        }, cancellationToken).ConfigureAwait(false);
+        var written = await WriteAsync(squashed, request.OutputPath, request.OutputFormat, tags, request.Timestamp, request.TempDirectory, cancellationToken).ConfigureAwait(false);
 
         var before = SizeOf(final.Layers);
         var baseBytes = baseImage is null ? 0 : SizeOf(baseImage.Layers);
@@ -107,11 +114,71 @@ public static class ArchiveSquasher
             squashed.Warnings);
     }
 
+    /// <summary>
+    /// Squashes <see cref="ImageSquashInput.Final"/> onto <see cref="ImageSquashInput.Base"/> (scratch when null) with
+    /// no engine, from images read anywhere (archives, OCI layouts, a registry): the base's filesystem index is built
+    /// from its layers (or taken from the cache by its image ID), the final image's layers are merged as they stream.
+    /// The caller delivers the verified result and disposes it.
+    /// </summary>
+    public static async Task<SquashedImage> SquashImagesAsync(ImageSquashInput input, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var baseImage = input.Base;
+        using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, input.CacheDirectory, input.TempDirectory, cancellationToken).ConfigureAwait(false);
+        var finalLayers = input.Final.Layers.Select(Opener).ToList();
+        return await ImageSquasher.SquashAsync(new SquashSpec
+        {
+            Final = input.Final,
+            Base = baseImage,
+            BaseIndex = baseIndex,
+            BaseName = input.BaseName,
+            BaseDigest = input.BaseDigest,
+            Message = input.Message,
+            CreatedBy = baseImage is null ? "layertool squash --onto scratch" : $"layertool squash --onto {input.BaseName ?? baseImage.Config.Digest.ToString()}",
+            Timestamp = input.Timestamp,
+            Now = input.Now,
+            TempDirectory = input.TempDirectory,
+            WriteLayer = (index, output, diffOptions, ct) => LayerDiff.WriteFromLayersAsync(index, finalLayers, output, diffOptions, ct),
+        }, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The result's tags, checked: a tag may not hold a digest.</summary>
+    public static IReadOnlyList<ImageReference> ParseTags(IEnumerable<string> tags)
+    {
+        ArgumentNullException.ThrowIfNull(tags);
+        return [.. tags.Select(t => ImageReference.TryParse(t, out var r, out var error) && r.Digest is null
+            ? r : throw new ImageFormatException($"invalid tag '{t}': {error ?? "a tag cannot hold a digest"}"))];
+    }
+
+    /// <summary>
+    /// Writes a squash result to <paramref name="path"/>: a docker-archive (<c>docker</c>) or an OCI layout
+    /// (<c>oci</c>: a directory, or a tar when the path ends in <c>.tar</c>), replaced only once complete.
+    /// </summary>
+    public static Task<ImageWriteResult> WriteAsync(IImage squashed, string path, string format, IReadOnlyList<ImageReference> tags, DateTimeOffset? timestamp,
+        string? tempDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var oci = format switch
+        {
+            "oci" => true,
+            "docker" => false,
+            _ => throw new ImageFormatException($"unknown output format '{format}' (docker or oci)"),
+        };
+        return ImageArchiveWriter.WriteAsync(path, squashed, new ImageWriteOptions
+        {
+            Format = oci ? ImageArchiveFormat.OciLayout : ImageArchiveFormat.DockerArchive,
+            AsDirectory = oci && !path.EndsWith(".tar", StringComparison.OrdinalIgnoreCase),
+            Tags = tags,
+            TemporaryDirectory = tempDirectory,
+            ModificationTime = timestamp ?? DateTimeOffset.UnixEpoch,
+        }, cancellationToken);
+    }
+
     private static long SizeOf(IEnumerable<ILayer> layers) => layers.Sum(l => l.Descriptor?.Size ?? 0);
 
     private static Func<CancellationToken, Task<Stream>> Opener(ILayer layer) => ct => Task.FromResult(layer.Open(ct));
 
-    private static async Task<FsIndex> BaseIndexAsync(ArchiveImage baseImage, string? cacheDirectory, string? tempDirectory, CancellationToken cancellationToken)
+    private static async Task<FsIndex> BaseIndexAsync(IImage baseImage, string? cacheDirectory, string? tempDirectory, CancellationToken cancellationToken)
     {
         var cache = cacheDirectory is null ? null : new BaseIndexCache(cacheDirectory);
         var id = baseImage.Config.Digest.ToString();

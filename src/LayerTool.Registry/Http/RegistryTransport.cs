@@ -389,10 +389,15 @@ internal sealed class RegistryTransport : IDisposable
                 }
 
                 var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                // OAuth2 refuses a bad grant (a revoked refresh token, a wrong password) with 400 invalid_grant (RFC 6749 5.2).
+                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                    || (response.StatusCode == HttpStatusCode.BadRequest && body.Contains("invalid_grant", StringComparison.Ordinal)))
                 {
+                    var who = credential is null ? " (no credentials configured)"
+                        : credential.IdentityToken is not null ? " with the identity token (refresh token) of the docker config"
+                        : $" for user '{credential.Username}'";
                     throw new RegistryException(
-                        $"{endpoint}: authentication failed{(credential is null ? " (no credentials configured)" : $" for user '{credential.Username}'")}: "
+                        $"{endpoint}: authentication failed{who}: "
                         + $"the token service answered {(int)response.StatusCode} {Brief(body)}")
                     {
                         StatusCode = (int)response.StatusCode,

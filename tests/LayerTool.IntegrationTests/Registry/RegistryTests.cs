@@ -185,6 +185,35 @@ public sealed class RegistryTests : IAsyncLifetime
         wrong.Code.ShouldBe(1);
         wrong.Err.ShouldContain("authentication failed for user 'tess'");
     }
+
+    [Fact]
+    public async Task Bearer_token_by_oauth2_post_with_the_docker_configs_identity_token()
+    {
+        var image = await _h.MakeImageAsync("oauth", layers: 1, filesPerLayer: 1);
+        await _h.OkAsync("push", image.Archive, Ref("oauth/app"));
+        await using var gate = new TestProxy(new Uri($"http://{_registry.Host}/"), new ProxyBehaviour { Bearer = ("tess", "t0ken"), RefreshToken = "refresh-42" });
+        Directory.CreateDirectory(Path.Combine(_h.Root, "docker"));
+        var config = Path.Combine(_h.Root, "docker", "config.json");
+        await File.WriteAllTextAsync(config, "{\"auths\":{\"" + gate.Host + "\":{\"identitytoken\":\"refresh-42\"}}}");
+
+        // A pull and a push through the gate: every token by POST (grant_type=refresh_token), scopes space-separated in one field.
+        await _h.OkAsync("pull", $"{gate.Host}/oauth/app:1", "-o", Path.Combine(_h.Root, "oauth.tar"), "--cache-dir", Path.Combine(_h.Root, "o1"));
+        await _h.OkAsync("push", image.Archive, $"{gate.Host}/oauth/other:1");
+        var requests = gate.TokenRequests.ToList();
+        requests.ShouldNotBeEmpty();
+        requests.ShouldAllBe(r => r.Method == "POST" && r.Grant == "refresh_token" && r.Granted);
+        requests.ShouldContain(r => r.Scopes.SequenceEqual(new[] { "repository:oauth/app:pull" }));
+        requests.ShouldContain(r => r.Scopes.Contains("repository:oauth/other:pull,push"));
+        gate.Requests.Where(r => r.PathAndQuery.Contains("/manifests/", StringComparison.Ordinal)).ShouldAllBe(r => r.Authorization!.StartsWith("Bearer t-"));
+
+        // A revoked refresh token: the token service's 400 invalid_grant is an authentication failure, exit 1.
+        await File.WriteAllTextAsync(config, "{\"auths\":{\"" + gate.Host + "\":{\"identitytoken\":\"revoked\"}}}");
+        var refused = await _h.CliAsync("pull", $"{gate.Host}/oauth/app:1", "-o", Path.Combine(_h.Root, "oauth2.tar"), "--cache-dir", Path.Combine(_h.Root, "o2"));
+        refused.Code.ShouldBe(1);
+        refused.Err.ShouldStartWith("layertool: ");
+        refused.Err.ShouldContain("authentication failed with the identity token");
+        File.Exists(Path.Combine(_h.Root, "oauth2.tar")).ShouldBeFalse();
+    }
 }
 
 /// <summary>A registry behind htpasswd Basic auth.</summary>

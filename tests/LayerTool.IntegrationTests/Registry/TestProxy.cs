@@ -25,8 +25,15 @@ public sealed record ProxyBehaviour
     /// <summary>Sent upstream on every request (a storage backend's own access), replacing the client's.</summary>
     public string? UpstreamAuthorization { get; init; }
 
-    /// <summary>A Bearer token service in front of the registry: the user and password it accepts at <c>/token</c>.</summary>
+    /// <summary>
+    /// A Bearer token service in front of the registry: the user and password it accepts at <c>/token</c>, by
+    /// <c>GET</c> with Basic credentials (one <c>scope=</c> per scope) or by an OAuth2 <c>POST</c> with
+    /// <c>grant_type=password</c>.
+    /// </summary>
     public (string User, string Password)? Bearer { get; init; }
+
+    /// <summary>With <see cref="Bearer"/>: the refresh token (a docker config <c>identitytoken</c>) an OAuth2 <c>POST</c> with <c>grant_type=refresh_token</c> may present.</summary>
+    public string? RefreshToken { get; init; }
 
     /// <summary>Added before each request is forwarded.</summary>
     public TimeSpan Latency { get; init; }
@@ -34,6 +41,9 @@ public sealed record ProxyBehaviour
     /// <summary>Bytes a second each response body may go at (0: unlimited).</summary>
     public long BytesPerSecond { get; init; }
 }
+
+/// <summary>A request to the token service: GET or POST, the grant (POST only), and the scopes asked for.</summary>
+public sealed record TokenRequest(string Method, string? Grant, string[] Scopes, bool Granted);
 
 /// <summary>A request as the proxy received it.</summary>
 public sealed record ProxiedRequest(string Method, string PathAndQuery, string? Authorization, string? Range, int Status);
@@ -79,6 +89,9 @@ public sealed class TestProxy : IAsyncDisposable
 
     /// <summary>The scopes asked for at <c>/token</c>, one list per token request.</summary>
     public ConcurrentQueue<string[]> TokenScopes { get; } = new();
+
+    /// <summary>Every token request, GET or POST.</summary>
+    public ConcurrentQueue<TokenRequest> TokenRequests { get; } = new();
 
     private async Task LoopAsync()
     {
@@ -233,22 +246,55 @@ public sealed class TestProxy : IAsyncDisposable
         var challenge = $"Bearer realm=\"http://127.0.0.1:{Port}/token\",service=\"layertool-test\"";
         if (request.Url!.AbsolutePath == "/token")
         {
-            var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{accepted.User}:{accepted.Password}"));
-            TokenScopes.Enqueue(request.QueryString.GetValues("scope") ?? []);
-            if (request.Headers["Authorization"] != expected)
+            string[] scopes;
+            bool granted;
+            string? grant = null;
+            if (request.HttpMethod == "POST")
             {
-                response.StatusCode = 401;
+                // OAuth2 (RFC 6749 4.3 and 6, as docker/distribution's token spec): a form body, scopes space-separated in one field.
+                string body;
+                using (var reader = new StreamReader(request.InputStream, Encoding.UTF8))
+                    body = await reader.ReadToEndAsync();
+                var form = System.Web.HttpUtility.ParseQueryString(body);
+                grant = form["grant_type"];
+                scopes = (form["scope"] ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                granted = form["service"] == "layertool-test" && !string.IsNullOrEmpty(form["client_id"]) && grant switch
+                {
+                    "refresh_token" => _behaviour.RefreshToken is { } refresh && form["refresh_token"] == refresh,
+                    "password" => form["username"] == accepted.User && form["password"] == accepted.Password,
+                    _ => false,
+                };
+            }
+            else
+            {
+                var expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{accepted.User}:{accepted.Password}"));
+                scopes = request.QueryString.GetValues("scope") ?? [];
+                granted = request.Headers["Authorization"] == expected;
+            }
+
+            TokenScopes.Enqueue(scopes);
+            TokenRequests.Enqueue(new TokenRequest(request.HttpMethod, grant, scopes, granted));
+            if (!granted)
+            {
+                // OAuth2 answers a bad grant with 400 invalid_grant; the GET flow with 401.
+                byte[] refusal = request.HttpMethod == "POST" ? Encoding.UTF8.GetBytes("""{"error":"invalid_grant","error_description":"refresh token refused"}""") : [];
+                response.StatusCode = request.HttpMethod == "POST" ? 400 : 401;
+                response.ContentType = "application/json";
+                response.ContentLength64 = refusal.Length;
+                await response.OutputStream.WriteAsync(refusal);
                 response.Close();
                 return false;
             }
 
             var token = "t-" + Guid.NewGuid().ToString("N");
-            _tokens[token] = string.Join(' ', request.QueryString.GetValues("scope") ?? []);
-            var body = Encoding.UTF8.GetBytes($$"""{"token":"{{token}}","expires_in":300}""");
+            _tokens[token] = string.Join(' ', scopes);
+            var answer = Encoding.UTF8.GetBytes(request.HttpMethod == "POST"
+                ? $$"""{"access_token":"{{token}}","expires_in":300,"scope":"{{string.Join(' ', scopes)}}"}"""
+                : $$"""{"token":"{{token}}","expires_in":300}""");
             response.StatusCode = 200;
             response.ContentType = "application/json";
-            response.ContentLength64 = body.Length;
-            await response.OutputStream.WriteAsync(body);
+            response.ContentLength64 = answer.Length;
+            await response.OutputStream.WriteAsync(answer);
             response.Close();
             return false;
         }
