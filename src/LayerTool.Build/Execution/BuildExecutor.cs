@@ -51,6 +51,7 @@ public sealed partial class BuildExecutor
     private string _fileName = "Dockerfile";
     private DockerfileModel _model = null!;
     private int _step;
+    private string _dockerfileText = "";
     private int _totalSteps;
     private int _cachedSteps;
     private int _containerCounter;
@@ -102,6 +103,7 @@ public sealed partial class BuildExecutor
         if (_options.CacheDirectory is not null && !_options.NoCache) _cache = BuildCache.Open(_options.CacheDirectory);
 
         var text = await File.ReadAllTextAsync(dockerfile, ct).ConfigureAwait(false);
+        _dockerfileText = text;
         try
         {
             // The whole file is read and checked before the first step, as the classic builder does.
@@ -115,7 +117,7 @@ public sealed partial class BuildExecutor
         foreach (var meta in _model.MetaArgs) DeclareMetaArgs(meta);
         var target = FindTarget();
         var needed = NeededStages(target);
-        _totalSteps = _model.Stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Instructions.Count) + (_options.Labels is { Count: > 0 } ? 1 : 0);
+        _totalSteps = _model.Stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Instructions.Count) + (_options.Labels is { Count: > 0 } || RecordsBase(target) ? 1 : 0);
 
         StageState? last = null;
         foreach (var stage in _model.Stages.Where(s => needed.Contains(s.Index)))
@@ -215,7 +217,9 @@ public sealed partial class BuildExecutor
             BeginStep(instruction);
             await Step(instruction, () => ExecuteAsync(state, instruction, ct), ct).ConfigureAwait(false);
         }
-        if (isTarget && _options.Labels is { Count: > 0 } labels)
+        IReadOnlyDictionary<string, string> labels = _options.Labels ?? new Dictionary<string, string>();
+        if (isTarget && RecordsBase(stage) && state.RootBase is { } root) labels = BaseLabels.Merge(labels, BaseLabels.For(root.Reference, root.Image));
+        if (isTarget && labels.Count > 0)
         {
             var text = "LABEL " + string.Join(' ', labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"\"{l.Key}\"='{l.Value}'"));
             _step++;
@@ -225,6 +229,26 @@ public sealed partial class BuildExecutor
             await CommitMetadataAsync(state, stage.From, text, state.Config with { Labels = merged }, ct).ConfigureAwait(false);
         }
         return state;
+    }
+
+    /// <summary>Whether the build records the base labels on <paramref name="target"/>'s image: asked for, not set by the user,
+    /// and the stage not based on scratch (its FROM followed through earlier stages, as <see cref="FromAsync"/> does).</summary>
+    private bool RecordsBase(Stage target)
+    {
+        if (!_options.RecordBase || BaseLabels.UserSets(_options.Labels, _dockerfileText)) return false;
+        var stage = target;
+        while (true)
+        {
+            var reference = ExpandMeta(stage.From.BaseName);
+            var from = FindStage(reference, stage.Index);
+            if (from is not null && string.Equals(from.Name, reference, StringComparison.OrdinalIgnoreCase))
+            {
+                stage = from;
+                continue;
+            }
+
+            return !reference.Equals("scratch", StringComparison.OrdinalIgnoreCase) && reference.Length > 0;
+        }
     }
 
     /// <summary>Runs one step; an engine failure it did not attribute itself names the step's line.</summary>
@@ -264,6 +288,7 @@ public sealed partial class BuildExecutor
             state.ImageId = prior.ImageId;
             state.BaseImageId = prior.ImageId;
             state.Config = prior.Config;
+            state.RootBase = prior.RootBase;
         }
         else if (reference.Equals("scratch", StringComparison.OrdinalIgnoreCase))
         {
@@ -294,6 +319,7 @@ public sealed partial class BuildExecutor
             state.ImageId = image.Id;
             state.BaseImageId = image.Id;
             state.Config = image.Config;
+            state.RootBase = (reference, image);
         }
         if (state.ImageId is not null) _log.Line($" ---> {BuildLog.ShortId(state.ImageId)}");
 
