@@ -65,7 +65,8 @@ public sealed class BaseLabelsTests : IDisposable
         labels[SquashConfig.BaseNameLabel].ShouldBe("busybox");
         labels[SquashConfig.BaseDigestLabel].ShouldBe("sha256:3333333333333333333333333333333333333333333333333333333333333333");
         labels["k"].ShouldBe("v");
-        output.ToString().ShouldContain("Step 6/6 : LABEL");
+        output.ToString().ShouldContain("Step 5/5 : RUN two");
+        output.ToString().ShouldContain($"Recording the base image: LABEL \"{SquashConfig.BaseDigestLabel}\"='sha256:3333333333333333333333333333333333333333333333333333333333333333' \"{SquashConfig.BaseNameLabel}\"='busybox'");
 
         var plain = await new BuildExecutor(_engine, null, null, new BuildOptions(_dir), new BuildLog(new StringWriter(), ProgressMode.Plain, false)).BuildAsync(CancellationToken.None);
         _engine.Images[plain.ImageId].Config.Labels.ShouldNotContainKey(SquashConfig.BaseNameLabel);

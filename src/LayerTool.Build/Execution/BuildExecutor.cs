@@ -117,7 +117,7 @@ public sealed partial class BuildExecutor
         foreach (var meta in _model.MetaArgs) DeclareMetaArgs(meta);
         var target = FindTarget();
         var needed = NeededStages(target);
-        _totalSteps = _model.Stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Instructions.Count) + (_options.Labels is { Count: > 0 } || RecordsBase(target) ? 1 : 0);
+        _totalSteps = _model.Stages.Where(s => needed.Contains(s.Index)).Sum(s => 1 + s.Instructions.Count) + (_options.Labels is { Count: > 0 } ? 1 : 0);
 
         StageState? last = null;
         foreach (var stage in _model.Stages.Where(s => needed.Contains(s.Index)))
@@ -217,13 +217,22 @@ public sealed partial class BuildExecutor
             BeginStep(instruction);
             await Step(instruction, () => ExecuteAsync(state, instruction, ct), ct).ConfigureAwait(false);
         }
-        IReadOnlyDictionary<string, string> labels = _options.Labels ?? new Dictionary<string, string>();
-        if (isTarget && RecordsBase(stage) && state.RootBase is { } root) labels = BaseLabels.Merge(labels, BaseLabels.For(root.Reference, root.Image));
-        if (isTarget && labels.Count > 0)
+        IReadOnlyDictionary<string, string> user = _options.Labels ?? new Dictionary<string, string>();
+        var recorded = isTarget && RecordsBase(stage) && state.RootBase is { } root ? BaseLabels.For(root.Reference, root.Image) : null;
+        if (isTarget && (user.Count > 0 || recorded is not null))
         {
+            var labels = recorded is null ? user : BaseLabels.Merge(user, recorded);
             var text = "LABEL " + string.Join(' ', labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"\"{l.Key}\"='{l.Value}'"));
-            _step++;
-            _log.Line($"Step {_step}/{_totalSteps} : {text}");
+            if (user.Count > 0)
+            {
+                _step++;
+                _log.Line($"Step {_step}/{_totalSteps} : {text}");
+            }
+            else
+            {
+                // Not a numbered step: docker's builder has none, and the step count stays docker's.
+                _log.Line($"Recording the base image: {text}");
+            }
             var merged = new Dictionary<string, string>(state.Config.Labels, StringComparer.Ordinal);
             foreach (var (k, v) in labels) merged[k] = v;
             await CommitMetadataAsync(state, stage.From, text, state.Config with { Labels = merged }, ct).ConfigureAwait(false);
