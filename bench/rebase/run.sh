@@ -84,6 +84,18 @@ json_warm=$($LAYERTOOL rebase "$TAG" --onto "${IMAGES[1]}" --from "${IMAGES[0]}"
 t1=$(now)
 rebase_warm=$(echo "$t1 - $t0" | bc)
 
+rebase_save=
+if $LAYERTOOL rebase --help 2>/dev/null | grep -q -- '--no-fast-path'; then
+  say "rebasing onto v2 again with --no-fast-path (a docker save of the app instead of the overlay2 store)..."
+  IMAGES+=("$TAG-saved")
+  t0=$(now)
+  json_save=$($LAYERTOOL rebase "$TAG" --onto "${IMAGES[1]}" --from "${IMAGES[0]}" -t "$TAG-saved" --cache-dir "$WORK/cache" --json --no-fast-path)
+  t1=$(now)
+  rebase_save=$(echo "$t1 - $t0" | bc)
+fi
+t0=$(now); $LAYERTOOL --version >/dev/null; t1=$(now)
+startup=$(echo "$t1 - $t0" | bc)
+
 app_dockerfile "${IMAGES[1]}" > "$WORK/ctx/Dockerfile"
 say "rebuilding the app on v2 (BuildKit)..."
 t0=$(now); DOCKER_BUILDKIT=1 /usr/bin/docker build -q --network none -t "$TAG-rebuilt" "$WORK/ctx" >/dev/null; t1=$(now)
@@ -99,6 +111,10 @@ printf 'layertool rebase, cold cache       %.2f s  (%s conflicts; loaded with %s
   "$(field "$json" conflicts)" "$(field "$json" loadedWith)" "$(field "$json" bytesSent)"
 printf 'layertool rebase, again             %.2f s  (loaded with %s, %s bytes sent)\n' "$rebase_warm" \
   "$(field "$json_warm" loadedWith)" "$(field "$json_warm" bytesSent)"
+[ -n "$rebase_save" ] && printf 'layertool rebase, --no-fast-path    %.2f s  (read with %s; loaded with %s, %s bytes sent)\n' "$rebase_save" \
+  "$(field "$json_save" readWith)" "$(field "$json_save" loadedWith)" "$(field "$json_save" bytesSent)"
+printf 'layertool --version (start-up)      %.3f s\n' "$startup"
+printf 'read the app with                   %s\n' "$(field "$json_warm" readWith)"
 printf 'own layer digests kept             %s\n' \
   "$([ "$(docker image inspect --format '{{json .RootFS.Layers}}' "$TAG" | jq -c '.[1:]')" = "$(docker image inspect --format '{{json .RootFS.Layers}}' "$TAG-rebased" | jq -c '.[1:]')" ] && echo yes || echo NO)"
 
