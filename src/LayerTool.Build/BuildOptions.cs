@@ -42,6 +42,12 @@ public sealed record BuildOptions(
     /// <summary>The ID that names the build's containers (<c>layertool-build-ID-N</c>); null: a random one. The CLI
     /// gives one that names its process, so that a later run can remove the containers of a build that was killed.</summary>
     public string? BuildId { get; init; }
+
+    /// <summary>Record the final stage's FROM image on the final image as the labels <c>org.opencontainers.image.base.name</c>
+    /// and <c>.base.digest</c> (<see cref="BaseLabels"/>), unless the user sets them or the stage is FROM scratch. The CLI
+    /// turns it on (<c>--no-base-labels</c> turns it off); off by default for library callers, whose images then match
+    /// docker's builds ID for ID.</summary>
+    public bool RecordBase { get; init; }
 }
 
 /// <summary>One TAG the build applied.</summary>

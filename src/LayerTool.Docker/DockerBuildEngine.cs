@@ -33,7 +33,10 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             try
             {
                 var image = await Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
-                return new EngineImage(image.ID, FromDocker(image.Config), image.RootFS?.Layers?.ToList() ?? [], image.Size);
+                return new EngineImage(image.ID, FromDocker(image.Config), image.RootFS?.Layers?.ToList() ?? [], image.Size)
+                {
+                    RepoDigests = image.RepoDigests?.ToList() ?? [],
+                };
             }
             catch (DockerImageNotFoundException)
             {

@@ -36,6 +36,8 @@ public sealed class BuildCommandTests
         o.Progress.ShouldBe(ProgressMode.Json);
         o.Squash.ShouldBeTrue();
         o.CacheDirectory.ShouldBe("/home/me/.cache/layertool/build");
+        o.RecordBase.ShouldBeTrue();
+        Bind(".", "--no-base-labels").RecordBase.ShouldBeFalse();
     }
 
     [Fact]

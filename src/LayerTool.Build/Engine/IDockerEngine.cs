@@ -91,7 +91,11 @@ public interface IDockerEngine
 /// <param name="Config">Its container config.</param>
 /// <param name="Layers">rootfs diff IDs, bottom first.</param>
 /// <param name="Size">Total size in bytes.</param>
-public sealed record EngineImage(string Id, ContainerConfig Config, IReadOnlyList<string> Layers, long Size);
+public sealed record EngineImage(string Id, ContainerConfig Config, IReadOnlyList<string> Layers, long Size)
+{
+    /// <summary>The image's repo digests (<c>repository@sha256:…</c>: the manifests it was pulled or pushed as).</summary>
+    public IReadOnlyList<string> RepoDigests { get; init; } = [];
+}
 
 /// <summary>A container to create.</summary>
 /// <param name="Image">Image ID or reference.</param>

@@ -51,6 +51,7 @@ public sealed partial class BuildExecutor
     private string _fileName = "Dockerfile";
     private DockerfileModel _model = null!;
     private int _step;
+    private string _dockerfileText = "";
     private int _totalSteps;
     private int _cachedSteps;
     private int _containerCounter;
@@ -102,6 +103,7 @@ public sealed partial class BuildExecutor
         if (_options.CacheDirectory is not null && !_options.NoCache) _cache = BuildCache.Open(_options.CacheDirectory);
 
         var text = await File.ReadAllTextAsync(dockerfile, ct).ConfigureAwait(false);
+        _dockerfileText = text;
         try
         {
             // The whole file is read and checked before the first step, as the classic builder does.
@@ -215,16 +217,47 @@ public sealed partial class BuildExecutor
             BeginStep(instruction);
             await Step(instruction, () => ExecuteAsync(state, instruction, ct), ct).ConfigureAwait(false);
         }
-        if (isTarget && _options.Labels is { Count: > 0 } labels)
+        IReadOnlyDictionary<string, string> user = _options.Labels ?? new Dictionary<string, string>();
+        var recorded = isTarget && RecordsBase(stage) && state.RootBase is { } root ? BaseLabels.For(root.Reference, root.Image) : null;
+        if (isTarget && (user.Count > 0 || recorded is not null))
         {
+            var labels = recorded is null ? user : BaseLabels.Merge(user, recorded);
             var text = "LABEL " + string.Join(' ', labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"\"{l.Key}\"='{l.Value}'"));
-            _step++;
-            _log.Line($"Step {_step}/{_totalSteps} : {text}");
+            if (user.Count > 0)
+            {
+                _step++;
+                _log.Line($"Step {_step}/{_totalSteps} : {text}");
+            }
+            else
+            {
+                // Not a numbered step: docker's builder has none, and the step count stays docker's.
+                _log.Line($"Recording the base image: {text}");
+            }
             var merged = new Dictionary<string, string>(state.Config.Labels, StringComparer.Ordinal);
             foreach (var (k, v) in labels) merged[k] = v;
             await CommitMetadataAsync(state, stage.From, text, state.Config with { Labels = merged }, ct).ConfigureAwait(false);
         }
         return state;
+    }
+
+    /// <summary>Whether the build records the base labels on <paramref name="target"/>'s image: asked for, not set by the user,
+    /// and the stage not based on scratch (its FROM followed through earlier stages, as <see cref="FromAsync"/> does).</summary>
+    private bool RecordsBase(Stage target)
+    {
+        if (!_options.RecordBase || BaseLabels.UserSets(_options.Labels, _dockerfileText)) return false;
+        var stage = target;
+        while (true)
+        {
+            var reference = ExpandMeta(stage.From.BaseName);
+            var from = FindStage(reference, stage.Index);
+            if (from is not null && string.Equals(from.Name, reference, StringComparison.OrdinalIgnoreCase))
+            {
+                stage = from;
+                continue;
+            }
+
+            return !reference.Equals("scratch", StringComparison.OrdinalIgnoreCase) && reference.Length > 0;
+        }
     }
 
     /// <summary>Runs one step; an engine failure it did not attribute itself names the step's line.</summary>
@@ -264,6 +297,7 @@ public sealed partial class BuildExecutor
             state.ImageId = prior.ImageId;
             state.BaseImageId = prior.ImageId;
             state.Config = prior.Config;
+            state.RootBase = prior.RootBase;
         }
         else if (reference.Equals("scratch", StringComparison.OrdinalIgnoreCase))
         {
@@ -294,6 +328,7 @@ public sealed partial class BuildExecutor
             state.ImageId = image.Id;
             state.BaseImageId = image.Id;
             state.Config = image.Config;
+            state.RootBase = (reference, image);
         }
         if (state.ImageId is not null) _log.Line($" ---> {BuildLog.ShortId(state.ImageId)}");
 

@@ -17,6 +17,10 @@ internal sealed class StageState(Stage stage)
     /// <summary>The FROM image (null for scratch): the default COMPRESS base.</summary>
     public string? BaseImageId { get; set; }
 
+    /// <summary>The image the stage is ultimately based on (its FROM, through earlier stages) as named, and as the engine
+    /// described it; null for scratch. Recorded on the final image as the base labels.</summary>
+    public (string Reference, EngineImage Image)? RootBase { get; set; }
+
     /// <summary>ARGs declared in this stage: name to value (null: declared without a value).</summary>
     public Dictionary<string, string?> Args { get; } = new(StringComparer.Ordinal);
 

@@ -20,6 +20,10 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
     private readonly ISquashService _squash = squash ?? throw new ArgumentNullException(nameof(squash));
     private readonly IDockerEngine _engine = engine ?? throw new ArgumentNullException(nameof(engine));
 
+    /// <summary>Pull the base a build records (<see cref="StandardBuild.RecordBaseOf"/>) even when the engine has it
+    /// (<c>--pull</c>), so that the digest recorded is the one the build then uses.</summary>
+    public bool PullBases { get; init; }
+
     /// <summary>How long the clean-up may take once the build has ended (it runs even after a cancellation).</summary>
     public TimeSpan CleanupTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -44,7 +48,8 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
                 {
                     case PlanBuild b:
                     {
-                        var r = await _backend.BuildAsync(b.Build, cancellationToken).ConfigureAwait(false);
+                        var build = b.Build.RecordBaseOf is { } recorded ? await WithBaseLabelsAsync(b.Build, recorded, cancellationToken).ConfigureAwait(false) : b.Build;
+                        var r = await _backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
                         ids[step.Index] = r.ImageId;
                         steps += r.Steps;
                         cached += r.CachedSteps;
@@ -81,6 +86,33 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
         {
             await CleanupAsync(plan, succeeded ? ids[^1] : null).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="build"/> with the <see cref="BaseLabels"/> of <paramref name="recorded"/> added (pulled first when the
+    /// engine lacks it, as the backend would). Any backend gets them as ordinary labels; only the final build carries them,
+    /// as a label changes the image ID.
+    /// </summary>
+    private async Task<StandardBuild> WithBaseLabelsAsync(StandardBuild build, string recorded, CancellationToken ct)
+    {
+        var image = PullBases ? null : await _engine.InspectImageAsync(recorded, ct).ConfigureAwait(false);
+        if (image is null)
+        {
+            try
+            {
+                var tagged = recorded.Contains('@', StringComparison.Ordinal) || recorded.LastIndexOf(':') > recorded.LastIndexOf('/') ? recorded : recorded + ":latest";
+                await _engine.PullImageAsync(tagged, null, ct).ConfigureAwait(false);
+            }
+            catch (EngineException e) when (!ct.IsCancellationRequested)
+            {
+                throw new BuildException($"cannot get base image {recorded}: {e.Message}", e);
+            }
+
+            image = await _engine.InspectImageAsync(recorded, ct).ConfigureAwait(false)
+                    ?? throw new BuildException($"base image {recorded} is still missing after the pull");
+        }
+
+        return build with { Labels = BaseLabels.Merge(build.Labels, BaseLabels.For(recorded, image)) };
     }
 
     private async Task<(string Id, CompressedImage Compressed)> SquashAsync(BuildPlan plan, PlanSquash step, string?[] ids, CancellationToken ct)

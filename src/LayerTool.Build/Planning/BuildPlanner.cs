@@ -320,6 +320,14 @@ internal sealed class PlanCompiler
             : (PlanImage.Of(reference), reference);
     }
 
+    /// <summary>The image a stage is ultimately based on: its FROM, followed through earlier stages; null for scratch.</summary>
+    private string? RootBase(Stage stage)
+    {
+        while (FromStage(stage) is { } from) stage = from;
+        var reference = ExpandMeta(stage.From.BaseName);
+        return reference.Equals("scratch", StringComparison.OrdinalIgnoreCase) ? null : reference;
+    }
+
     /// <summary>An earlier stage's whole image: its compressed result, or a build of it (the cache makes it a replay).</summary>
     private PlanImage StageImage(Stage stage)
     {
@@ -340,7 +348,10 @@ internal sealed class PlanCompiler
     {
         var index = _steps.Count;
         var build = new StandardBuild(index, description, Generate(stage, truncateAt), stage.Name, _buildArgs, Tags(output, tags),
-            labels ? _labels : new Dictionary<string, string>(), _options.NetworkMode, _options.NoCache);
+            labels ? _labels : new Dictionary<string, string>(), _options.NetworkMode, _options.NoCache)
+        {
+            RecordBaseOf = labels && _options.RecordBase && !BaseLabels.UserSets(_labels, string.Join('\n', _lines)) ? RootBase(stage) : null,
+        };
         _steps.Add(new PlanBuild(index, description, stage.DisplayName, line, output, build));
         return index;
     }

@@ -23,7 +23,15 @@ public sealed record StandardBuild(
     IReadOnlyList<string> Tags,
     IReadOnlyDictionary<string, string> Labels,
     string? NetworkMode,
-    bool NoCache);
+    bool NoCache)
+{
+    /// <summary>
+    /// The image the built stage is based on (its FROM, through earlier stages), when the backend is to record it on the
+    /// result as the <see cref="BaseLabels"/> (added to <see cref="Labels"/> once the image is pulled and its digest known);
+    /// null: nothing recorded. Set by the planner on the final build only.
+    /// </summary>
+    public string? RecordBaseOf { get; init; }
+}
 
 /// <summary>The outcome of one standard build.</summary>
 /// <param name="ImageId">The image ID (<c>sha256:...</c>).</param>

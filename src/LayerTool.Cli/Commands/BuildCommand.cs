@@ -62,6 +62,7 @@ internal sealed class BuildCommand : Command
         Add(PlanOption);
         Add(PushOption);
         _registry.AddTo(this);
+        Add(NoBaseLabelsOption);
         ProgressOption.AcceptOnlyFromAmong("auto", "plain", "tty", "json", "quiet");
         BuilderOption.AcceptOnlyFromAmong("auto", "buildkit", "classic");
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), DindCommand.WithImageSource(BindDind(result), context.WorkingDirectory), BindBuilder(result), context, c, BindPush(result)), ct));
@@ -126,6 +127,11 @@ internal sealed class BuildCommand : Command
 
     public Option<bool> PlanOption { get; } = new("--plan") { Description = "Print the standard builds and squashes that TAG, COMPRESS and --squash compile to (BuildKit), and run nothing; JSON with --progress json." };
 
+    public Option<bool> NoBaseLabelsOption { get; } = new("--no-base-labels")
+    {
+        Description = "Do not record the final stage's FROM image as the labels org.opencontainers.image.base.name/.base.digest (which layertool rebase reads).",
+    };
+
     public Option<bool> SquashOption { get; } = new("--squash") { Description = "Squash the new layers onto the target stage's FROM image at the end (COMPRESS)." };
 
     public Option<bool> DindOption { get; } = new("--dind") { Description = "Build in a throw-away Docker-in-Docker container and bring the images back." };
@@ -160,7 +166,10 @@ internal sealed class BuildCommand : Command
             Labels: ParseLabels(result.GetValue(LabelOption) ?? []),
             Progress: result.GetValue(ProgressOption) switch { "json" => ProgressMode.Json, "plain" => ProgressMode.Plain, _ => ProgressMode.Auto },
             Squash: result.GetValue(SquashOption),
-            CacheDirectory: CacheDirectory(_environment));
+            CacheDirectory: CacheDirectory(_environment))
+        {
+            RecordBase = !result.GetValue(NoBaseLabelsOption),
+        };
     }
 
     /// <summary><c>K=V</c> as given; a bare <c>K</c> takes the variable from the environment, or is dropped when unset (as docker).</summary>
@@ -295,7 +304,7 @@ internal sealed class BuildCommand : Command
     private static async Task<BuildResult> RunPlanAsync(IBuildBackend backend, DockerConnection engine, BuildOptions options, string dockerfile, BuildLog log, CancellationToken cancellationToken)
     {
         var plan = BuildPlanner.Plan(dockerfile, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
-        var runner = new BuildPlanRunner(backend, CreateSquashService(engine, options.CacheDirectory), new DockerBuildEngine(engine), log);
+        var runner = new BuildPlanRunner(backend, CreateSquashService(engine, options.CacheDirectory), new DockerBuildEngine(engine), log) { PullBases = options.Pull };
         var result = await runner.RunAsync(plan, cancellationToken).ConfigureAwait(false);
         if (options.ImageIdFile is not null) await File.WriteAllTextAsync(options.ImageIdFile, result.ImageId, cancellationToken).ConfigureAwait(false);
         return result;

@@ -3,7 +3,10 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Rebase;
+using LayerTool.Image;
 using LayerTool.Image.Rebase;
+using LayerTool.Registry;
+using LayerTool.Registry.Rebase;
 
 namespace LayerTool.Cli.Commands;
 
@@ -21,6 +24,8 @@ namespace LayerTool.Cli.Commands;
 /// <param name="Format"><c>docker</c> or <c>oci</c>.</param>
 /// <param name="NoLoad">Do not load the result into the engine.</param>
 /// <param name="CacheDir">Where base filesystem indexes are cached.</param>
+/// <param name="NoFastPath">Read an engine image with docker save even where the overlay2 store is local.</param>
+/// <param name="Registry">With <c>--registry</c>: every reference names a registry image, and these are the registry settings; null for the engine or archives.</param>
 public sealed record RebaseOptions(
     IReadOnlyList<string> Images,
     string Onto,
@@ -34,12 +39,14 @@ public sealed record RebaseOptions(
     string? Output,
     string Format,
     bool NoLoad,
-    string CacheDir)
+    string CacheDir,
+    RegistryCliOptions? Registry = null,
+    bool NoFastPath = false)
 {
     public bool Equals(RebaseOptions? other) =>
         other is not null && Images.SequenceEqual(other.Images) && Onto == other.Onto && From == other.From && Tags.SequenceEqual(other.Tags)
         && Strict == other.Strict && Json == other.Json && TakeBaseConfig.SequenceEqual(other.TakeBaseConfig) && Input == other.Input
-        && BaseInput == other.BaseInput && Output == other.Output && Format == other.Format && NoLoad == other.NoLoad && CacheDir == other.CacheDir;
+        && BaseInput == other.BaseInput && Output == other.Output && Format == other.Format && NoLoad == other.NoLoad && CacheDir == other.CacheDir && Equals(Registry, other.Registry) && NoFastPath == other.NoFastPath;
 
     public override int GetHashCode() => HashCode.Combine(Images.Count, Onto, From, Tags.Count, Output);
 }
@@ -55,6 +62,7 @@ internal sealed class RebaseCommand : Command
 
     private readonly Func<string, string?> _environment;
     private readonly CliContext _context;
+    private readonly RegistryCliSymbols _registry = new();
 
     public RebaseCommand(CliContext context, Func<string, string?> environment)
         : base("rebase", "Move IMAGE's own layers onto NEWBASE, unchanged, and report every patch of NEWBASE that those layers hide.")
@@ -74,6 +82,12 @@ internal sealed class RebaseCommand : Command
         Add(FormatOption);
         Add(NoLoadOption);
         Add(CacheDirOption);
+        Add(RegistryOption);
+        Add(NoFastPathOption);
+        Add(_registry.Platform);
+        Add(_registry.Mirrors);
+        Add(_registry.Insecure);
+        Add(_registry.Creds);
         FormatOption.AcceptOnlyFromAmong("docker", "oci");
         Validators.Add(result =>
         {
@@ -88,6 +102,13 @@ internal sealed class RebaseCommand : Command
                 result.AddError("--base-input needs --input");
             if (result.GetValue(InputOption) is not null && result.GetValue(OutputOption) is null)
                 result.AddError("--input needs --output: there is no engine to load the result into");
+            if (result.GetValue(RegistryOption)
+                && (result.GetValue(InputOption) is not null || result.GetValue(OutputOption) is not null || result.GetValue(NoLoadOption)))
+                result.AddError("--registry rebases in the registry: --input, --output and --no-load do not apply");
+            if (!result.GetValue(RegistryOption)
+                && (result.GetValue(_registry.Creds) is not null || (result.GetValue(_registry.Insecure)?.Length ?? 0) > 0
+                    || (result.GetValue(_registry.Mirrors)?.Length ?? 0) > 0 || result.GetValue(_registry.Platform) is not null))
+                result.AddError("--creds, --insecure-registry, --registry-mirror and --platform need --registry");
         });
         SetAction((result, ct) => CommandErrors.RunAsync(context, c => ExecuteAsync(Bind(result), _context, c), ct));
     }
@@ -140,6 +161,16 @@ internal sealed class RebaseCommand : Command
 
     public Option<bool> NoLoadOption { get; } = new("--no-load") { Description = "Do not load the result into the engine (needs --output)." };
 
+    public Option<bool> NoFastPathOption { get; } = new("--no-fast-path")
+    {
+        Description = "Read the image with docker save even where the engine's overlay2 store is local and readable.",
+    };
+
+    public Option<bool> RegistryOption { get; } = new("--registry")
+    {
+        Description = "IMAGE, NEWBASE, OLDBASE and the tags are registry references (e.g. localhost:5000/app:1): rebase in the registry, moving manifests only (layers are mounted, never transferred).",
+    };
+
     public Option<string?> CacheDirOption { get; } = new("--cache-dir")
     {
         Description = "Where base filesystem indexes are cached (default: $XDG_CACHE_HOME or ~/.cache, /layertool/index).",
@@ -163,8 +194,21 @@ internal sealed class RebaseCommand : Command
             Resolve(result.GetValue(OutputOption)),
             result.GetValue(FormatOption) ?? "docker",
             result.GetValue(NoLoadOption) || input is not null,
-            Resolve(result.GetValue(CacheDirOption)) ?? EngineAccess.DefaultIndexCache(_environment));
+            Resolve(result.GetValue(CacheDirOption)) ?? EngineAccess.DefaultIndexCache(_environment),
+            result.GetValue(RegistryOption) ? BindRegistry(result) : null,
+            result.GetValue(NoFastPathOption));
     }
+
+    /// <summary>The registry settings of <c>--registry</c>: the blob cache and docker config as pull and push use them; no progress (no blob is transferred).</summary>
+    private RegistryCliOptions BindRegistry(ParseResult result) => new(
+        6,
+        result.GetValue(_registry.Platform),
+        result.GetValue(_registry.Mirrors) ?? [],
+        result.GetValue(_registry.Insecure) ?? [],
+        result.GetValue(_registry.Creds),
+        RegistryCliSymbols.DefaultCache(_environment),
+        RegistryCliSymbols.DockerConfigPath(_environment),
+        "none");
 
     private string? Resolve(string? path) => path is null ? null : Path.GetFullPath(path, _context.WorkingDirectory);
 
@@ -174,7 +218,13 @@ internal sealed class RebaseCommand : Command
         ArgumentNullException.ThrowIfNull(context);
         foreach (var key in options.TakeBaseConfig) _ = BaseConfigDiff.Normalize(key);
         var outcomes = new List<RebaseOutcome>();
-        if (options.Input is not null)
+        var pushed = new List<RegistryRebaseOutcome>();
+        if (options.Registry is not null)
+        {
+            pushed.AddRange(await RegistryRebaseAsync(options, cancellationToken).ConfigureAwait(false));
+            outcomes.AddRange(pushed.Select(p => p.Outcome));
+        }
+        else if (options.Input is not null)
         {
             if (options.Images.Count != 1) throw new CliException("--input rebases one image at a time");
             outcomes.Add(await ArchiveRebaser.RebaseAsync(new ArchiveRebaseRequest(
@@ -184,7 +234,7 @@ internal sealed class RebaseCommand : Command
         else
         {
             using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
-            var service = new EngineRebaseService(new DockerImageEngine(connection), new DockerImageLister(connection), new EngineRebaseSettings(options.CacheDir));
+            var service = new EngineRebaseService(new DockerImageEngine(connection), new DockerImageLister(connection), new EngineRebaseSettings(options.CacheDir, FastPath: !options.NoFastPath));
             foreach (var image in options.Images)
             {
                 var tags = options.Tags.Count > 0 || (options.Images.Count == 1 && options.NoLoad) ? options.Tags : InPlaceTag(image);
@@ -198,7 +248,13 @@ internal sealed class RebaseCommand : Command
         if (options.Json)
         {
             var items = new JsonArray();
-            foreach (var o in outcomes) items.Add((JsonNode)ToJson(o));
+            for (var i = 0; i < outcomes.Count; i++)
+            {
+                var item = ToJson(outcomes[i]);
+                if (pushed.Count > 0) AddRegistryJson(item, pushed[i]);
+                items.Add((JsonNode)item);
+            }
+
             JsonNode json = outcomes.Count == 1 && options.Images.Count == 1 ? items[0]!.DeepClone() : new JsonObject { ["images"] = items.DeepClone() };
             await context.Out.WriteLineAsync(json.ToJsonString()).ConfigureAwait(false);
         }
@@ -206,8 +262,16 @@ internal sealed class RebaseCommand : Command
         {
             var o = outcomes[0];
             foreach (var line in o.Report.ToLines()) await context.Error.WriteLineAsync(line).ConfigureAwait(false);
-            await context.Error.WriteLineAsync(Summary(o)).ConfigureAwait(false);
-            if (o.ImageId is not null) await context.Out.WriteLineAsync(o.ImageId).ConfigureAwait(false);
+            if (pushed.Count > 0)
+            {
+                await context.Error.WriteLineAsync(RegistrySummary(pushed[0])).ConfigureAwait(false);
+                if (pushed[0].ManifestDigest is { } digest) await context.Out.WriteLineAsync(digest.ToString()).ConfigureAwait(false);
+            }
+            else
+            {
+                await context.Error.WriteLineAsync(Summary(o)).ConfigureAwait(false);
+                if (o.ImageId is not null) await context.Out.WriteLineAsync(o.ImageId).ConfigureAwait(false);
+            }
         }
         else
         {
@@ -226,6 +290,58 @@ internal sealed class RebaseCommand : Command
         }
 
         return CommandErrors.Success;
+    }
+
+    /// <summary>
+    /// <c>--registry</c>: each image rebased in its registry (a manifest-only rebase, <see cref="RegistryRebaser"/>). Without
+    /// <c>-t</c> the result goes under the image's own tag (or, for an image named by digest, under its digest).
+    /// </summary>
+    private static async Task<List<RegistryRebaseOutcome>> RegistryRebaseAsync(RebaseOptions options, CancellationToken cancellationToken)
+    {
+        var registry = options.Registry!;
+        var onto = PullCommand.ParseReference(options.Onto);
+        var from = options.From is null ? (ImageReference?)null : PullCommand.ParseReference(options.From);
+        var images = options.Images.Select(PullCommand.ParseReference).ToList();
+        var targets = options.Tags.Select(PullCommand.ParseReference).ToList();
+        if (targets.Count > 1) throw new CliException("--registry: -t names the one manifest to push; tag it further with the registry's tools");
+        if (targets.Any(t => t.Digest is not null)) throw new CliException("--registry: -t takes a tag, not a digest (the manifest's digest is the registry's to compute)");
+        using var client = new RegistryClient(registry.ToSettings(images[0].Registry, null));
+        var rebaser = new RegistryRebaser(client, new RegistryRebaseSettings(options.CacheDir));
+        var outcomes = new List<RegistryRebaseOutcome>();
+        for (var i = 0; i < images.Count; i++)
+        {
+            outcomes.Add(await rebaser.RebaseAsync(new RegistryRebaseRequest(images[i], onto, from, targets.Count > 0 ? targets[0] : null, options.Strict,
+                options.TakeBaseConfig, new RegistryRebaseNames(options.Images[i], options.Onto, options.From)), cancellationToken).ConfigureAwait(false));
+        }
+
+        return outcomes;
+    }
+
+    private static string RegistrySummary(RegistryRebaseOutcome p)
+    {
+        var o = p.Outcome;
+        var what = o.Delivered
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"rebased {o.Report.Image} from {o.Report.OldBase} ({o.Report.OldBaseFoundBy}) onto {o.Report.NewBase}: {o.OwnLayers} own layer(s) kept")
+            : $"not rebased {o.Report.Image}: --strict and conflicts found";
+        var read = string.Create(CultureInfo.InvariantCulture,
+            $"; file lists: {p.LayersStreamed} own layer(s) streamed, {p.LayersFromCache} cached; {p.BaseLayersStreamed} base layer(s) streamed to index");
+        var push = p.Target is { } target
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"; pushed {target.FamiliarString} ({p.Mounted} layer(s) mounted, no layer uploaded, {Units.Bytes(p.UploadedBytes)} of config and manifest)")
+            : "";
+        return string.Create(CultureInfo.InvariantCulture, $"{what}; {o.Report.ConflictCount} conflict(s){read}{push}");
+    }
+
+    private static void AddRegistryJson(JsonObject json, RegistryRebaseOutcome p)
+    {
+        json["target"] = p.Target?.ToString();
+        json["manifestDigest"] = p.ManifestDigest?.ToString();
+        json["mounted"] = p.Mounted;
+        json["uploadedBytes"] = p.UploadedBytes;
+        json["layersStreamed"] = p.LayersStreamed;
+        json["layersFromCache"] = p.LayersFromCache;
+        json["baseLayersStreamed"] = p.BaseLayersStreamed;
     }
 
     /// <summary>Without -t, an image named by a tag (not an ID or digest) has that tag moved to its result.</summary>
@@ -257,6 +373,7 @@ internal sealed class RebaseCommand : Command
         json["ownLayers"] = o.OwnLayers;
         json["bytesSent"] = o.BytesSent;
         json["loadedWith"] = o.LoadedWith;
+        json["readWith"] = o.ReadWith;
         return json;
     }
 

@@ -1,5 +1,6 @@
 using LayerTool.Build;
 using LayerTool.Docker.Images;
+using LayerTool.Docker.Overlay2;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
@@ -11,7 +12,9 @@ namespace LayerTool.Docker.Rebase;
 /// <summary>Where an engine rebase keeps its files.</summary>
 /// <param name="CacheDirectory">The base-index cache, shared with squash (indexes of a base's layers, by image ID).</param>
 /// <param name="TempDirectory">Temporary files (saves, archives); the system's when null.</param>
-public sealed record EngineRebaseSettings(string CacheDirectory, string? TempDirectory = null);
+/// <param name="FastPath">Read the image (and a base not in the cache) from the engine's overlay2 store when it is local and
+/// readable (<see cref="TarSplitLayer"/>: the exact config and the layer tars reassembled, no <c>docker save</c>).</param>
+public sealed record EngineRebaseSettings(string CacheDirectory, string? TempDirectory = null, bool FastPath = true);
 
 /// <summary>One engine rebase.</summary>
 /// <param name="Image">The image (reference or ID).</param>
@@ -81,8 +84,22 @@ public sealed class EngineRebaseService
             CheckPrefix(from, image, request.From, request.Image);
         }
 
-        using var save = await EngineImageArchive.OpenAsync(_engine, image.Id, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
-        var saved = save.GetImage();
+        // The image's config and own layers: from the overlay2 store when it is local (nothing copied), else a save.
+        IImage saved;
+        ImageArchive? save = null;
+        string readWith;
+        string? why = "--no-fast-path";
+        if ((_settings.FastPath ? TarSplitLayer.TryOpenImage(image, out why) : null) is { } local)
+        {
+            (saved, readWith) = (local, "overlay2 layer store");
+        }
+        else
+        {
+            save = await EngineImageArchive.OpenAsync(_engine, image.Id, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
+            (saved, readWith) = (save.GetImage(), $"docker save ({why})");
+        }
+
+        using var ownedSave = save;
         if (!saved.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(image.DiffIds, StringComparer.Ordinal))
             throw new EngineException($"the save of image {request.Image} does not hold the layers the engine reports for it");
 
@@ -115,19 +132,19 @@ public sealed class EngineRebaseService
         }, new RebaseNames(request.Image, oldName, foundBy, request.Onto), oldIndex, newIndex, null, cancellationToken).ConfigureAwait(false);
         var result = plan.Result;
         var own = result.Image.Layers.Count - result.NewBaseLayers;
-        if (request.Strict && plan.Report.ConflictCount > 0) return new RebaseOutcome(plan.Report, null, [], null, 0, null, own);
+        if (request.Strict && plan.Report.ConflictCount > 0) return new RebaseOutcome(plan.Report, null, [], null, 0, null, own) { ReadWith = readWith };
 
         if (request.Output is not null) await WriteOutputAsync(request, result, newBase, cancellationToken).ConfigureAwait(false);
-        if (!request.Load) return new RebaseOutcome(plan.Report, result.ImageId.ToString(), [], request.Output, 0, null, own);
+        if (!request.Load) return new RebaseOutcome(plan.Report, result.ImageId.ToString(), [], request.Output, 0, null, own) { ReadWith = readWith };
 
         var (id, bytes, how) = await LoadAsync(result, cancellationToken).ConfigureAwait(false);
         foreach (var tag in request.Tags) await _engine.TagImageAsync(id, tag, cancellationToken).ConfigureAwait(false);
-        return new RebaseOutcome(plan.Report, id, request.Tags, request.Output, bytes, how, own);
+        return new RebaseOutcome(plan.Report, id, request.Tags, request.Output, bytes, how, own) { ReadWith = readWith };
     }
 
     /// <summary>The old base without <c>--from</c>: the image's base labels (when they name a local prefix of it); else
     /// the local image whose layers are the longest proper prefix of the image's.</summary>
-    private async Task<(EngineImage Image, string Name, string FoundBy)> FindOldBaseAsync(EngineRebaseRequest request, EngineImage image, ArchiveImage saved,
+    private async Task<(EngineImage Image, string Name, string FoundBy)> FindOldBaseAsync(EngineRebaseRequest request, EngineImage image, IImage saved,
         CancellationToken cancellationToken)
     {
         if (OldBaseHint.Of(saved.Config, null) is { } hint)
@@ -203,6 +220,13 @@ public sealed class EngineRebaseService
         {
             if (cached.Config.DiffIds.Select(d => d.ToString()).SequenceEqual(baseImage.DiffIds, StringComparer.Ordinal)) return cached;
             cached.Index.Dispose();
+        }
+
+        if ((_settings.FastPath ? TarSplitLayer.TryOpenImage(baseImage, out _) : null) is { } local)
+        {
+            var fromStore = await RebaseCheck.IndexAsync(local, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);
+            _cache.TryPut(baseImage.Id, fromStore, local.Config);
+            return (fromStore, local.Config);
         }
 
         using var archive = await EngineImageArchive.OpenAsync(_engine, baseImage.Id, _settings.TempDirectory, cancellationToken).ConfigureAwait(false);

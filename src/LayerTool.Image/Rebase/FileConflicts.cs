@@ -36,22 +36,36 @@ public sealed record FileConflict(string Path, FileConflictKind Kind, FsChangeKi
 public static class FileConflicts
 {
     /// <summary>Compares the two bases' filesystems and reads the own layers' headers, bottom first.</summary>
-    public static async Task<IReadOnlyList<FileConflict>> FindAsync(FsIndex oldBase, FsIndex newBase, IReadOnlyList<ILayer> ownLayers,
+    public static Task<IReadOnlyList<FileConflict>> FindAsync(FsIndex oldBase, FsIndex newBase, IReadOnlyList<ILayer> ownLayers,
         CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ownLayers);
+        return FindAsync(oldBase, newBase, async ct =>
+        {
+            var touches = new List<LayerTouches>(ownLayers.Count);
+            foreach (var layer in ownLayers)
+            {
+                ct.ThrowIfCancellationRequested();
+                touches.Add(await LayerTouches.ReadAsync(layer.Open(ct), ct).ConfigureAwait(false));
+            }
+
+            return touches;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Compares the two bases' filesystems; only when they differ, asks <paramref name="readOwnLayers"/> for the own
+    /// layers' file lists (bottom first), so identical bases cost no read of the image's layers.
+    /// </summary>
+    public static async Task<IReadOnlyList<FileConflict>> FindAsync(FsIndex oldBase, FsIndex newBase,
+        Func<CancellationToken, Task<IReadOnlyList<LayerTouches>>> readOwnLayers, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(oldBase);
         ArgumentNullException.ThrowIfNull(newBase);
-        ArgumentNullException.ThrowIfNull(ownLayers);
+        ArgumentNullException.ThrowIfNull(readOwnLayers);
         var changes = FsComparison.Compare(oldBase, newBase);
         if (changes.Count == 0) return [];
-        var touches = new List<LayerTouches>(ownLayers.Count);
-        foreach (var layer in ownLayers)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            touches.Add(await LayerTouches.ReadAsync(layer.Open(cancellationToken), cancellationToken).ConfigureAwait(false));
-        }
-
-        return Find(changes, touches);
+        return Find(changes, await readOwnLayers(cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>The conflicts of <paramref name="changes"/> (old base → new base) with <paramref name="ownLayers"/> (bottom first), in walk order.</summary>

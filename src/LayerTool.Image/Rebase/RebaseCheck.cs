@@ -35,6 +35,19 @@ public static class RebaseCheck
         return new RebasePlan(result, new RebaseReport(names.Image, names.OldBase, names.OldBaseFoundBy, names.NewBase, files, result.ConfigDifferences));
     }
 
+    /// <summary>As <see cref="PlanAsync(RebaseRequest, RebaseNames, FsIndex, FsIndex, IReadOnlyList{ILayer}, CancellationToken)"/>, the own
+    /// layers' file lists coming from <paramref name="readOwnLayers"/> (called only when the bases' filesystems differ).</summary>
+    public static async Task<RebasePlan> PlanWithFileListsAsync(RebaseRequest request, RebaseNames names, FsIndex oldBaseIndex, FsIndex newBaseIndex,
+        Func<IReadOnlyList<ILayer>, CancellationToken, Task<IReadOnlyList<LayerTouches>>> readOwnLayers, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(readOwnLayers);
+        var result = Rebaser.Rebase(request);
+        var files = await FileConflicts.FindAsync(oldBaseIndex, newBaseIndex, ct => readOwnLayers(result.OwnLayers, ct), cancellationToken).ConfigureAwait(false);
+        return new RebasePlan(result, new RebaseReport(names.Image, names.OldBase, names.OldBaseFoundBy, names.NewBase, files, result.ConfigDifferences));
+    }
+
     /// <summary>The filesystem of an image's layers, merged into an on-disk index.</summary>
     public static Task<FsIndex> IndexAsync(IImage image, string? tempDirectory, CancellationToken cancellationToken)
     {
@@ -55,6 +68,9 @@ public static class RebaseCheck
 public sealed record RebaseOutcome(RebaseReport Report, string? ImageId, IReadOnlyList<string> Tags, string? Output, long BytesSent, string? LoadedWith,
     int OwnLayers)
 {
+    /// <summary>Where the image's config and own layers were read from (the engine: the overlay2 layer store, or a save, and why); null elsewhere.</summary>
+    public string? ReadWith { get; init; }
+
     /// <summary>True when the result was tagged or written.</summary>
     public bool Delivered => ImageId is not null;
 }

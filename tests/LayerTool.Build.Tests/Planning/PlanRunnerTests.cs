@@ -92,6 +92,22 @@ public sealed class PlanRunnerTests
     }
 
     [Fact]
+    public async Task Only_the_final_build_gets_the_base_labels_with_the_base_digest()
+    {
+        var (backend, _, runner) = Runner();
+        var plan = Plan("FROM busybox AS app\nRUN one\nTAG app:one\nRUN two\n",
+            new BuildOptions("/x", Tags: ["app:final"], Labels: new Dictionary<string, string> { ["k"] = "v" }) { RecordBase = true });
+
+        await runner.RunAsync(plan, CancellationToken.None);
+
+        backend.Builds[0].Labels.ShouldBeEmpty();
+        var final = backend.Builds[^1].Labels;
+        final["k"].ShouldBe("v");
+        final[LayerTool.Image.SquashConfig.BaseNameLabel].ShouldBe("busybox");
+        final[LayerTool.Image.SquashConfig.BaseDigestLabel].ShouldBe(_engine.Tags["busybox:latest"]);
+    }
+
+    [Fact]
     public async Task ONBUILD_triggers_do_not_reach_the_continuation_and_are_all_in_the_final_config()
     {
         var (backend, _, runner) = Runner();

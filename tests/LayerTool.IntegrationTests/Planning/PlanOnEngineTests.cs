@@ -195,6 +195,34 @@ public sealed class PlanOnEngineTests(EngineFixture engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_the_base_recorded_TAGs_keep_BuildKits_IDs_and_only_the_final_image_differs_by_the_two_labels()
+    {
+        var dockerfile = $"""
+            FROM busybox AS app
+            COPY file.txt /file.txt
+            TAG {Tag("recorded-one")}
+            RUN echo two > /two
+            """;
+        var (runner, _, _) = Runner();
+        var plan = BuildPlanner.Plan(dockerfile, Options(tags: [Tag("recorded-final")]) with { RecordBase = true });
+
+        var result = await runner.RunAsync(plan, CancellationToken.None);
+
+        result.TaggedImages.Single().ImageId.ShouldBe(await BuildKitAsync(Truncated(dockerfile, 3)));
+        var reference = await BuildKitAsync(string.Join('\n', dockerfile.Split('\n').Where(l => !l.StartsWith("TAG ", StringComparison.Ordinal))));
+        result.ImageId.ShouldNotBe(reference);
+        var ours = await ImageSnapshot.TakeAsync(engine, result.ImageId);
+        var theirs = await ImageSnapshot.TakeAsync(engine, reference);
+        ShouldHaveTheSameConfig(ours, theirs);
+        ours.DiffIds.ShouldBe(theirs.DiffIds);
+        var labels = JsonNode.Parse(ours.Config["Labels"])!.AsObject();
+        labels.Select(kv => kv.Key).Where(k => k.StartsWith("org.opencontainers.image.base.", StringComparison.Ordinal)).Order()
+            .ShouldBe([LayerTool.Image.SquashConfig.BaseDigestLabel, LayerTool.Image.SquashConfig.BaseNameLabel]);
+        labels[LayerTool.Image.SquashConfig.BaseNameLabel]!.GetValue<string>().ShouldBe("busybox");
+        await ShouldLeaveNoTemporaryTagAsync(plan);
+    }
+
+    [Fact]
     public async Task COMPRESS_gives_the_base_layers_plus_one_the_same_files_and_the_whole_history()
     {
         var body = """

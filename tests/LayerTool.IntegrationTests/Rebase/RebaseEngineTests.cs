@@ -137,6 +137,78 @@ public sealed class RebaseEngineTests(EngineFixture engine) : IAsyncLifetime
         (await _h.DiffIdsAsync(back)).ShouldBe(await _h.DiffIdsAsync(app));
     }
 
+    [Theory]
+    [InlineData("classic")]
+    [InlineData("buildkit")]
+    public async Task An_image_built_by_layertool_names_its_base_and_rebases_without_from(string builder)
+    {
+        var dir = _h.TempDir();
+        await File.WriteAllTextAsync(Path.Combine(dir, "Dockerfile"), $"FROM {_h.V1} AS base\nRUN echo one > /one\nFROM base\nRUN echo two > /two\n");
+        var app = _h.Track(_h.Name("built-" + builder));
+        var (code, _, stderr) = await _h.CliAsync("build", "--builder", builder, "--network", "none", "-q", "--label", $"{EngineFixture.TestLabel}=1", "-t", app, dir);
+        code.ShouldBe(0, stderr);
+        var labels = await _h.DockerAsync("inspect", "--format", "{{json .Config.Labels}}", app);
+        var parsed = JsonNode.Parse(labels)!;
+        parsed[LayerTool.Image.SquashConfig.BaseNameLabel]!.GetValue<string>().ShouldBe(_h.V1);
+        // An imported base has no repo digest: its image ID is recorded.
+        parsed[LayerTool.Image.SquashConfig.BaseDigestLabel]!.GetValue<string>().ShouldBe((await _h.Images.TryInspectImageAsync(_h.V1, CancellationToken.None))!.Id);
+
+        var tag = _h.Track(_h.Name("built-" + builder + "-rebased"));
+        (code, _, stderr) = await _h.CliAsync("rebase", app, "--onto", _h.V2, "-t", tag, "--cache-dir", _h.CacheDir);
+        code.ShouldBe(0, stderr);
+        stderr.ShouldContain($"from {_h.V1} (label)");
+        var v1Ids = await _h.DiffIdsAsync(_h.V1);
+        (await _h.DiffIdsAsync(tag)).ShouldBe([.. await _h.DiffIdsAsync(_h.V2), .. (await _h.DiffIdsAsync(app)).Skip(v1Ids.Count)]);
+
+        // --no-base-labels records nothing.
+        var plain = _h.Track(_h.Name("built-" + builder + "-plain"));
+        (code, _, stderr) = await _h.CliAsync("build", "--builder", builder, "--network", "none", "-q", "--no-base-labels", "--label", $"{EngineFixture.TestLabel}=1", "-t", plain, dir);
+        code.ShouldBe(0, stderr);
+        (await _h.DockerAsync("inspect", "--format", "{{json .Config.Labels}}", plain)).ShouldNotContain("org.opencontainers.image.base.");
+    }
+
+    [Fact]
+    public async Task The_overlay2_store_gives_the_layers_byte_for_byte_as_a_save_and_the_rebase_reads_no_save()
+    {
+        var app = await _h.BuildAsync("store", _h.V1, CleanApp, Context);
+        var inspected = (await _h.Images.TryInspectImageAsync(app, CancellationToken.None))!;
+        var local = LayerTool.Docker.Overlay2.TarSplitLayer.TryOpenImage(inspected, out var reason);
+        var tag = _h.Track(_h.Name("store-rebased"));
+        var (code, stdout, stderr) = await _h.CliAsync("rebase", app, "--onto", _h.V2, "--from", _h.V1, "-t", tag, "--cache-dir", _h.CacheDir, "--json");
+        code.ShouldBe(0, stderr);
+        var readWith = JsonNode.Parse(stdout)!["readWith"]!.GetValue<string>();
+        if (local is null)
+        {
+            // Not root, or a remote engine: the save, with the reason.
+            readWith.ShouldBe($"docker save ({reason})");
+            return;
+        }
+
+        readWith.ShouldBe("overlay2 layer store");
+        local.Config.Digest.ToString().ShouldBe(inspected.Id);
+        var dir = _h.TempDir();
+        var archive = Path.Combine(dir, "app.tar");
+        await _h.SaveAsync(archive, app);
+        using var saved = ImageArchive.Open(archive);
+        var savedLayers = saved.GetImage().Layers;
+        for (var i = 0; i < savedLayers.Count; i++)
+        {
+            await using var expected = savedLayers[i].Open(CancellationToken.None);
+            await using var actual = local.Layers[i].Open(CancellationToken.None);
+            using var a = new MemoryStream();
+            using var b = new MemoryStream();
+            await expected.CopyToAsync(a);
+            await actual.CopyToAsync(b); // the diff ID is checked at the end
+            b.ToArray().SequenceEqual(a.ToArray()).ShouldBeTrue($"layer {i + 1}");
+        }
+
+        (code, stdout, stderr) = await _h.CliAsync("rebase", app, "--onto", _h.V2, "--from", _h.V1, "-t", _h.Track(_h.Name("store-saved")), "--cache-dir",
+            _h.CacheDir, "--json", "--no-fast-path");
+        code.ShouldBe(0, stderr);
+        JsonNode.Parse(stdout)!["readWith"]!.GetValue<string>().ShouldBe("docker save (--no-fast-path)");
+        JsonNode.Parse(stdout)!["imageId"]!.GetValue<string>().ShouldBe((await _h.Images.TryInspectImageAsync(tag, CancellationToken.None))!.Id);
+    }
+
     [Fact]
     public async Task Many_images_at_once_print_one_table()
     {
