@@ -64,6 +64,8 @@ public static class ArchiveSquasher
 
         using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
         var finalLayers = final.Layers.Select(Opener).ToList();
+        var finalRoot = await RootEntry.FindAsync(finalLayers, cancellationToken).ConfigureAwait(false);
+        var baseRoot = baseImage is null ? null : await RootEntry.FindAsync(baseImage.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
         using var squashed = await ImageSquasher.SquashAsync(new SquashSpec
         {
             Final = final,
@@ -76,6 +78,7 @@ public static class ArchiveSquasher
             Timestamp = request.Timestamp,
             Now = request.Now ?? DateTimeOffset.UtcNow,
             TempDirectory = request.TempDirectory,
+            Root = RootEntry.ToWrite(finalRoot, ontoScratch: baseImage is null, baseKnown: true, baseRoot),
             WriteLayer = (index, output, diffOptions, ct) => LayerDiff.WriteFromLayersAsync(index, finalLayers, output, diffOptions, ct),
         }, progress, cancellationToken).ConfigureAwait(false);
 
