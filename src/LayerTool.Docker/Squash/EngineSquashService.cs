@@ -107,7 +107,7 @@ public sealed class EngineSquashService : ISquashService
         using var source = await opening.ConfigureAwait(false);
         return await SquashAndDeliverAsync(request, final, baseImage, source.Image,
             (index, output, options, ct) => source.WriteLayerAsync(index, output, options, ct),
-            baseIndex, baseForSquash, store, tags, method, final.Size, progress, cancellationToken).ConfigureAwait(false);
+            baseIndex, baseForSquash, store, tags, method, final.Size, progress, cancellationToken, finalRoot: source.Root).ConfigureAwait(false);
     }
 
     /// <summary>The squash through the overlay2 fast path: same diff, verification and delivery as below.</summary>
@@ -123,8 +123,9 @@ public sealed class EngineSquashService : ISquashService
             baseIndex = index;
             baseForSquash = new ComposedImage(config, [.. config.DiffIds.Select(d => (ILayer)new DescribedLayer(d, null))]);
         }
+        var finalRoot = await fast.FindRootAsync(cancellationToken).ConfigureAwait(false);
         return await SquashAndDeliverAsync(request, final, baseImage, fast.FinalImage(), fast.WriteLayerAsync,
-            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken, fast).ConfigureAwait(false);
+            baseIndex, baseForSquash, store, tags, method, null, progress, cancellationToken, fast, finalRoot).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -134,7 +135,7 @@ public sealed class EngineSquashService : ISquashService
     private async Task<SquashResult> SquashAndDeliverAsync(SquashRequest request, EngineImage final, EngineImage? baseImage,
         IImage finalImage, SquashLayerWriter writeLayer, FsIndex baseIndex, IImage? baseForSquash, ImageStoreKind store,
         IReadOnlyList<ImageReference> tags, string method, long? totalBytes, IProgress<SquashProgress>? progress, CancellationToken cancellationToken,
-        Overlay2Squash? fast = null)
+        Overlay2Squash? fast = null, LayerEntry? finalRoot = null)
     {
         // The base index is this method's from here (an on-disk index holds a file open until disposed).
         using var ownedBaseIndex = baseIndex;
@@ -152,6 +153,8 @@ public sealed class EngineSquashService : ISquashService
             Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
             WriteLayer = writeLayer,
+            // The base's root is not read through the engine: only a squash onto scratch writes the image's.
+            Root = RootEntry.ToWrite(finalRoot, ontoScratch: request.Base is null, baseKnown: false, null),
         };
         // On the fast path the final image can be read twice cheaply (its layer directories), so the load runs
         // while the layer is written, with no layer file at all: through a pipe the engine reads the layer from

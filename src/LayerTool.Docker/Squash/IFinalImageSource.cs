@@ -18,6 +18,10 @@ public interface IFinalImageSource : IDisposable
 
     /// <summary>Writes the layer that turns <paramref name="baseIndex"/> into the image's filesystem (see <see cref="LayerDiff"/>).</summary>
     Task<LayerDiffResult> WriteLayerAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken);
+
+    /// <summary>The image's root directory entry as its layers give it (see <see cref="RootEntry"/>), or null when
+    /// they have none or the source cannot tell.</summary>
+    LayerEntry? Root => null;
 }
 
 /// <summary>Opens <see cref="IFinalImageSource"/>s; returns null when it cannot read this image (the next one is tried).</summary>
