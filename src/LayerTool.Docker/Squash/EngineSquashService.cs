@@ -184,8 +184,12 @@ public sealed class EngineSquashService : ISquashService
         {
             progress?.Report(new SquashProgress("load", 0, null));
             imageId = loadedWhileWriting ?? await LoadAsync(squashed, baseImage, store, cancellationToken, tryPartial: !partialRefused).ConfigureAwait(false);
+            // The image is loaded: tagging is the last act and takes milliseconds. A signal now must not leave some
+            // tags made and the run reported as cancelled (the kill loop caught a SIGINT during the tag request: exit
+            // 130, "cancelled", and the tag there), so the tags are made whatever comes, within a bound.
+            using var tagging = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             foreach (var tag in request.Tags)
-                await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
+                await _engine.TagImageAsync(imageId, tag, tagging.Token).ConfigureAwait(false);
         }
 
         return new SquashResult(
