@@ -82,11 +82,11 @@ public sealed class AddArchiveTests : IDisposable
         AddArchive.IsArchive(File("bad-sum.tar", tar)).ShouldBeFalse();
     }
 
-    private async Task<List<(string Name, TarEntryType Type, string Link)>?> ConfineAsync(byte[] tar, string destination)
+    private async Task<List<(string Name, TarEntryType Type, string Link)>?> ConfineAsync(byte[] tar, string destination, AddArchive.ImageLookup? image = null)
     {
         var path = File("x.tar", tar);
         using var output = new MemoryStream();
-        if (!await AddArchive.TryConfineAsync(path, destination, output, CancellationToken.None)) return null;
+        if (!await AddArchive.TryConfineAsync(path, destination, output, CancellationToken.None, image)) return null;
         output.Position = 0;
         var list = new List<(string, TarEntryType, string)>();
         using var reader = new TarReader(output);
@@ -148,5 +148,60 @@ public sealed class AddArchiveTests : IDisposable
     {
         var tar = Tar((TarEntryType.SymbolicLink, "a", "b", null), (TarEntryType.SymbolicLink, "b", "a", null), (TarEntryType.RegularFile, "a/x", null, "x"));
         (await Should.ThrowAsync<BuildException>(() => ConfineAsync(tar, "/t"))).Message.ShouldContain("too many levels of symbolic links");
+    }
+
+    /// <summary>An image whose paths under the destination are <paramref name="paths"/> (a link's value is its target,
+    /// a directory's is "/" at the end of its key); it records what it was asked.</summary>
+    private static (AddArchive.ImageLookup Lookup, List<string> Asked) Image(Dictionary<string, string?> paths)
+    {
+        var asked = new List<string>();
+        AddArchive.ImageLookup lookup = (path, _) =>
+        {
+            asked.Add(path);
+            if (paths.ContainsKey(path + "/")) return Task.FromResult(AddArchive.ImagePath.Directory);
+            return Task.FromResult(paths.TryGetValue(path, out var link) ? new AddArchive.ImagePath(true, false, link) : AddArchive.ImagePath.Missing);
+        };
+        return (lookup, asked);
+    }
+
+    [Fact]
+    public async Task Entries_through_a_link_the_image_already_has_stay_under_the_destination()
+    {
+        // What DOCKER_BUILDKIT=0 docker build does (measured on Docker 20.10: the conformance case add-tar-image-links).
+        var (image, asked) = Image(new()
+        {
+            ["link"] = "/", ["sub/"] = null, ["sub/up"] = "../../..", ["abs"] = "/etc", ["inner/"] = null, ["rel"] = "inner", ["repl"] = "/",
+        });
+        var tar = Tar(
+            (TarEntryType.RegularFile, "link/etc/passwd", null, "evil"),
+            (TarEntryType.RegularFile, "sub/up/etc/group", null, "g"),
+            (TarEntryType.RegularFile, "abs/hostname", null, "h"),
+            (TarEntryType.RegularFile, "rel/z", null, "z"),
+            (TarEntryType.Directory, "repl/", null, null),
+            (TarEntryType.RegularFile, "repl/q", null, "q"),
+            (TarEntryType.RegularFile, "plain/f", null, "f"),
+            (TarEntryType.HardLink, "hl", "link/etc/passwd", null));
+        var entries = (await ConfineAsync(tar, "/t", image))!;
+        entries.ShouldNotBeNull();
+        entries.Select(e => e.Name).ShouldBe([
+            "t/etc/passwd", "t/etc/group", "t/etc/hostname", "t/inner/z", "t/repl/", "t/repl/q", "t/plain/f", "t/hl"]);
+        entries.Single(e => e.Name == "t/hl").Link.ShouldBe("t/etc/passwd");
+        // Nothing is asked below a path the image does not have as a directory, nor twice.
+        asked.ShouldBe(asked.Distinct().ToList());
+        asked.ShouldNotContain("plain/f");
+        asked.ShouldNotContain("repl/q");
+    }
+
+    [Fact]
+    public async Task An_image_without_links_on_the_way_leaves_the_archive_as_it_is()
+    {
+        var (image, asked) = Image(new() { ["d/"] = null, ["d/l"] = "/" });
+        var tar = Tar((TarEntryType.Directory, "d/", null, null), (TarEntryType.RegularFile, "d/f", null, "x"), (TarEntryType.RegularFile, "e/f", null, "y"),
+            (TarEntryType.SymbolicLink, "d/l", "/etc", null), (TarEntryType.RegularFile, "d/l2", null, "z"));
+        (await ConfineAsync(tar, "/t", image)).ShouldBeNull();
+        asked.ShouldContain("d");
+        // The archive replaced the image's link d/l with its own link, which is not followed by what comes after it.
+        var replaced = Tar((TarEntryType.RegularFile, "d/l", null, "now a file"), (TarEntryType.RegularFile, "d/l2", null, "z"));
+        (await ConfineAsync(replaced, "/t", Image(new() { ["d/"] = null, ["d/l"] = "/" }).Lookup)).ShouldBeNull();
     }
 }

@@ -22,13 +22,30 @@ public enum ArchiveCompression
 /// else — plain text under a <c>.tar.gz</c> name, a gzip of a non-tar, a zip, an empty tar of zero blocks — is
 /// copied as a plain file.</item>
 /// <item>The archive is extracted in a chroot of the destination, so a symlink in the archive (<c>link -> /</c>)
-/// followed by <c>link/etc/passwd</c> lands at <c>DEST/etc/passwd</c>, never outside DEST. The engine's
+/// followed by <c>link/etc/passwd</c> lands at <c>DEST/etc/passwd</c>, never outside DEST; so does a symlink the
+/// image already has under DEST (<c>DEST/link -> /</c>, and the archive holds <c>link/etc/passwd</c>). The engine's
 /// archive endpoint resolves links against the container's root instead, so before upload every entry whose path
-/// (or hard-link target) goes through a symlink of the archive itself is renamed to the confined, resolved path.</item>
+/// (or hard-link target) goes through a symlink, of the archive or of the image, is renamed to the confined,
+/// resolved path.</item>
 /// </list>
 /// </summary>
 public static class AddArchive
 {
+    /// <summary>What the image has at a path under the destination before the extraction.</summary>
+    /// <param name="Exists">Anything is there.</param>
+    /// <param name="IsDirectory">A directory (not a symlink to one).</param>
+    /// <param name="LinkTarget">A symlink's target as written in it; null for anything else.</param>
+    public sealed record ImagePath(bool Exists, bool IsDirectory, string? LinkTarget)
+    {
+        public static ImagePath Missing { get; } = new(false, false, null);
+
+        public static ImagePath Directory { get; } = new(true, true, null);
+    }
+
+    /// <summary>Looks up a path of the image, relative to the destination (clean, no leading slash), whose parents
+    /// are directories of the image (never symlinks: the resolver follows those itself).</summary>
+    public delegate Task<ImagePath> ImageLookup(string relativePath, CancellationToken cancellationToken);
+
     private const int BlockSize = 512;
     private const int MaxLinkHops = 255;
 
@@ -126,23 +143,27 @@ public static class AddArchive
     /// the archive: each path is resolved as an extraction chrooted at the destination would resolve it. The engine
     /// also refuses, at the destination, names, hard links and relative symlinks that climb above it, which a chroot
     /// simply stops at its root; from the container's root those pass. Returns false, writing nothing, when no entry
-    /// needs any of this (then the original goes up as it is, at the destination).
+    /// needs any of this (then the original goes up as it is, at the destination). <paramref name="image"/> tells what
+    /// the image has under the destination (its symlinks are followed as the archive's are); null: nothing.
     /// </summary>
-    public static async Task<bool> TryConfineAsync(string archive, string destination, Stream output, CancellationToken cancellationToken)
+    public static async Task<bool> TryConfineAsync(string archive, string destination, Stream output, CancellationToken cancellationToken,
+        ImageLookup? image = null)
     {
         ArgumentNullException.ThrowIfNull(destination);
         var prefix = destination.Trim('/');
         ArgumentNullException.ThrowIfNull(output);
         var needed = false;
+        // The image's answers are the same for both passes: asked once.
+        var imageView = image is null ? null : new ImageView(image);
         var scan = OpenDecompressed(archive);
         await using (scan.ConfigureAwait(false))
         {
-            var resolver = new ConfinedResolver();
+            var resolver = new ConfinedResolver(imageView);
             var reader = new TarReader(scan);
             await using var readerScope = reader.ConfigureAwait(false);
             while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
             {
-                if (resolver.Apply(entry).Changed)
+                if ((await resolver.ApplyAsync(entry, cancellationToken).ConfigureAwait(false)).Changed)
                 {
                     needed = true;
                     break;
@@ -154,14 +175,14 @@ public static class AddArchive
         var input = OpenDecompressed(archive);
         await using (input.ConfigureAwait(false))
         {
-            var resolver = new ConfinedResolver();
+            var resolver = new ConfinedResolver(imageView);
             var reader = new TarReader(input);
             await using var readerScope = reader.ConfigureAwait(false);
             var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
             await using var writerScope = writer.ConfigureAwait(false);
             while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
             {
-                var (name, linkName, _) = resolver.Apply(entry);
+                var (name, linkName, _) = await resolver.ApplyAsync(entry, cancellationToken).ConfigureAwait(false);
                 if (entry.EntryType == TarEntryType.GlobalExtendedAttributes)
                 {
                     await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
@@ -211,26 +232,50 @@ public static class AddArchive
         return copy;
     }
 
+    /// <summary>The image's paths under the destination as they were before the extraction, each asked once.</summary>
+    private sealed class ImageView(ImageLookup lookup)
+    {
+        private readonly Dictionary<string, ImagePath> _known = new(StringComparer.Ordinal);
+
+        /// <summary>What the image has at <paramref name="path"/>; nothing is asked below a path that is no directory.</summary>
+        public async Task<ImagePath> AtAsync(string path, CancellationToken ct)
+        {
+            if (_known.TryGetValue(path, out var known)) return known;
+            var slash = path.LastIndexOf('/');
+            var found = slash >= 0 && !(await AtAsync(path[..slash], ct).ConfigureAwait(false)).IsDirectory
+                ? ImagePath.Missing
+                : await lookup(path, ct).ConfigureAwait(false);
+            _known[path] = found;
+            return found;
+        }
+    }
+
     /// <summary>
-    /// The state of an extraction chrooted at the destination, as far as the archive itself defines it: which paths
-    /// are symlinks (and to what). Paths are relative to the destination, cleaned, without a leading slash.
+    /// The state of an extraction chrooted at the destination: which paths are symlinks (and to what), those the
+    /// archive makes and those the image already has there. Paths are relative to the destination, cleaned,
+    /// without a leading slash.
     /// </summary>
-    internal sealed class ConfinedResolver
+    private sealed class ConfinedResolver(ImageView? image)
     {
         private readonly Dictionary<string, string> _links = new(StringComparer.Ordinal);
+        // Paths the archive has written (the image's symlink there, if any, is gone), and those below which the
+        // image has nothing any more (the archive replaced what was there by a non-directory, or a non-directory
+        // of the image by a directory: only a directory over a directory merges).
+        private readonly HashSet<string> _written = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _cut = new(StringComparer.Ordinal);
 
         /// <summary>The entry's name (and hard-link target) after resolution; Changed when either moved.</summary>
-        public (string Name, string? LinkName, bool Changed) Apply(TarEntry entry)
+        public async Task<(string Name, string? LinkName, bool Changed)> ApplyAsync(TarEntry entry, CancellationToken ct)
         {
             if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) return (entry.Name, null, false);
             var clean = Clean(entry.Name);
-            var resolved = ResolveParent(clean);
+            var resolved = await ResolveParentAsync(clean, ct).ConfigureAwait(false);
             string? link = null;
             var changed = resolved != clean || Climbs(entry.Name);
             if (entry.EntryType == TarEntryType.HardLink)
             {
                 var target = Clean(entry.LinkName);
-                link = ResolveParent(target);
+                link = await ResolveParentAsync(target, ct).ConfigureAwait(false);
                 changed |= link != target || Climbs(entry.LinkName);
             }
             if (entry.EntryType == TarEntryType.SymbolicLink && !entry.LinkName.StartsWith('/'))
@@ -249,6 +294,12 @@ public static class AddArchive
                     foreach (var k in _links.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList()) _links.Remove(k);
                 }
                 if (entry.EntryType == TarEntryType.SymbolicLink) _links[resolved] = entry.LinkName;
+                if (image is not null)
+                {
+                    if (entry.EntryType != TarEntryType.Directory || !(await ImageAtAsync(resolved, ct).ConfigureAwait(false)).IsDirectory)
+                        _cut.Add(resolved);
+                    _written.Add(resolved);
+                }
             }
             return (resolved.Length == 0 ? "./" : entry.EntryType == TarEntryType.Directory ? resolved + "/" : resolved, link, changed);
         }
@@ -283,19 +334,39 @@ public static class AddArchive
             return string.Join('/', parts);
         }
 
-        /// <summary>Resolves every component but the last through the archive's symlinks, confined to the root.</summary>
-        private string ResolveParent(string path)
+        /// <summary>Resolves every component but the last through the symlinks, confined to the root.</summary>
+        private async Task<string> ResolveParentAsync(string path, CancellationToken ct)
         {
             if (path.Length == 0) return path;
             var slash = path.LastIndexOf('/');
             if (slash < 0) return path;
-            var parent = Resolve(path[..slash], 0);
+            var parent = await ResolveAsync(path[..slash], ct).ConfigureAwait(false);
             return parent.Length == 0 ? path[(slash + 1)..] : parent + "/" + path[(slash + 1)..];
         }
 
-        /// <summary>Resolves every component of <paramref name="path"/> (a clean relative path) through the links.</summary>
-        private string Resolve(string path, int hops)
+        /// <summary>The image's entry at <paramref name="path"/> as the extraction sees it now: nothing below a path the
+        /// archive cut, nor at a path the archive wrote.</summary>
+        private async Task<ImagePath> ImageAtAsync(string path, CancellationToken ct)
         {
+            for (var slash = path.IndexOf('/'); slash >= 0; slash = path.IndexOf('/', slash + 1))
+            {
+                if (_cut.Contains(path[..slash])) return ImagePath.Missing;
+            }
+            return _cut.Contains(path) ? ImagePath.Missing : await image!.AtAsync(path, ct).ConfigureAwait(false);
+        }
+
+        /// <summary>The symlink target at <paramref name="path"/> (the archive's, else the image's), or null.</summary>
+        private async Task<string?> LinkAtAsync(string path, CancellationToken ct)
+        {
+            if (_links.TryGetValue(path, out var target)) return target;
+            if (image is null || _written.Contains(path)) return null;
+            return (await ImageAtAsync(path, ct).ConfigureAwait(false)).LinkTarget;
+        }
+
+        /// <summary>Resolves every component of <paramref name="path"/> (a clean relative path) through the links.</summary>
+        private async Task<string> ResolveAsync(string path, CancellationToken ct)
+        {
+            var hops = 0;
             var done = new List<string>();
             var pending = new Queue<string>(path.Split('/', StringSplitOptions.RemoveEmptyEntries));
             while (pending.Count > 0)
@@ -309,7 +380,7 @@ public static class AddArchive
                 }
                 done.Add(part);
                 var current = string.Join('/', done);
-                if (!_links.TryGetValue(current, out var target)) continue;
+                if (await LinkAtAsync(current, ct).ConfigureAwait(false) is not { } target) continue;
                 if (++hops > MaxLinkHops) throw new BuildException($"too many levels of symbolic links in the archive at {current}");
                 done.RemoveAt(done.Count - 1);
                 // An absolute target starts again at the root (the destination); a relative one from the link's directory.

@@ -470,9 +470,9 @@ public sealed partial class BuildExecutor
 
     /// <summary>
     /// Extracts a local archive of ADD into <paramref name="directory"/> (which exists). Entries that go through a
-    /// symlink of the archive are first renamed to where an extraction chrooted at the directory puts them (the
-    /// engine's endpoint would resolve them from the container's root); an archive without such entries goes up as
-    /// it is, compressed, and the engine decompresses it.
+    /// symlink, of the archive or one the image has under the directory, are first renamed to where an extraction
+    /// chrooted at the directory puts them (the engine's endpoint would resolve them from the container's root); an
+    /// archive without such entries goes up as it is, compressed, and the engine decompresses it.
     /// </summary>
     private async Task ExtractArchiveAsync(string containerId, string archive, string directory, CancellationToken ct)
     {
@@ -481,7 +481,7 @@ public sealed partial class BuildExecutor
         {
             bool rewritten;
             using (var output = File.Create(confined))
-                rewritten = await AddArchive.TryConfineAsync(archive, directory, output, ct).ConfigureAwait(false);
+                rewritten = await AddArchive.TryConfineAsync(archive, directory, output, ct, (path, token) => ImagePathAsync(containerId, JoinPath(directory, path), token)).ConfigureAwait(false);
             using var data = File.OpenRead(rewritten ? confined : archive);
             await _engine.PutArchiveAsync(containerId, rewritten ? "/" : directory, data, ct).ConfigureAwait(false);
         }
@@ -489,6 +489,20 @@ public sealed partial class BuildExecutor
         {
             File.Delete(confined);
         }
+    }
+
+    /// <summary>What the container has at <paramref name="path"/> (its parents resolved by the engine), a symlink with its
+    /// target as written in it.</summary>
+    private async Task<AddArchive.ImagePath> ImagePathAsync(string containerId, string path, CancellationToken ct)
+    {
+        var stat = await _engine.StatPathAsync(containerId, path, ct).ConfigureAwait(false);
+        if (stat is null) return AddArchive.ImagePath.Missing;
+        if (!stat.IsSymlink) return stat.IsDirectory ? AddArchive.ImagePath.Directory : new AddArchive.ImagePath(true, false, null);
+        // The stat's target is resolved from the container's root; the extraction follows the link as written.
+        using var stream = await _engine.GetArchiveAsync(containerId, path, ct).ConfigureAwait(false);
+        using var reader = new TarReader(stream);
+        var entry = await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false);
+        return entry is { EntryType: TarEntryType.SymbolicLink } ? new AddArchive.ImagePath(true, false, entry.LinkName) : new AddArchive.ImagePath(true, false, null);
     }
 
     /// <summary>Resolves <c>user[:group]</c>: numbers as they are, names in the image's /etc/passwd and /etc/group.</summary>

@@ -16,9 +16,12 @@ namespace LayerTool.Docker.Overlay2;
 /// </summary>
 public sealed class Overlay2Squash : IFinalImageSource
 {
+    private readonly string _dataRoot;
+
     private Overlay2Squash(ImageConfig finalConfig, IReadOnlyList<string> upperTopFirst, IReadOnlyList<string> baseTopFirst, string dataRoot)
     {
         FinalConfig = finalConfig;
+        _dataRoot = dataRoot;
         UpperDirs = upperTopFirst;
         BaseDirs = baseTopFirst;
         var temp = Path.Combine(dataRoot, "tmp");
@@ -165,6 +168,62 @@ public sealed class Overlay2Squash : IFinalImageSource
     {
         using var source = new Overlay2FinalSource(FsIndex.Empty, BaseDirs, [], OwnerNames.FromHost());
         return await FsIndex.FromFlattenedOnDiskAsync(source, tempDirectory, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The final image's root directory entry (see <see cref="RootEntry"/>): a layer directory does not keep it (the
+    /// engine ignores it when applying a layer), but the layer's tar-split, from which the engine's save rebuilds the
+    /// tar, keeps its headers: the raw segments before the first entry are its first header. Null when no layer has
+    /// one, or a tar-split cannot be read.
+    /// </summary>
+    public async Task<LayerEntry?> FindRootAsync(CancellationToken cancellationToken)
+    {
+        LayerEntry? root = null;
+        string? chain = null;
+        foreach (var diffId in FinalConfig.DiffIds)
+        {
+            chain = chain is null ? diffId.ToString() : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes($"{chain} {diffId}")));
+            var file = Path.Combine(_dataRoot, "image", "overlay2", "layerdb", "sha256", chain["sha256:".Length..], "tar-split.json.gz");
+            byte[] headers;
+            try
+            {
+                headers = await FirstHeaderAsync(file, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or FormatException or InvalidDataException)
+            {
+                return null;
+            }
+            var reader = new LayerTarReader(new MemoryStream(headers, writable: false), source: file);
+            await using (reader.ConfigureAwait(false))
+            {
+                try
+                {
+                    if (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { Path.IsRoot: true, IsDirectory: true } first) root = first;
+                }
+                catch (ImageFormatException)
+                {
+                    return null;
+                }
+            }
+        }
+        return root;
+    }
+
+    /// <summary>The raw bytes a tar-split file holds before its first entry (type 2 segments up to the first type 1).</summary>
+    private static async Task<byte[]> FirstHeaderAsync(string file, CancellationToken cancellationToken)
+    {
+        var input = new System.IO.Compression.GZipStream(File.OpenRead(file), System.IO.Compression.CompressionMode.Decompress);
+        using var text = new StreamReader(input);
+        using var bytes = new MemoryStream();
+        while (await text.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            if (json.RootElement.GetProperty("type").GetInt32() != 2) break;
+            if (json.RootElement.TryGetProperty("payload", out var payload) && payload.ValueKind == System.Text.Json.JsonValueKind.String)
+                bytes.Write(payload.GetBytesFromBase64());
+            if (bytes.Length > 1 << 20) break;
+        }
+        return bytes.ToArray();
     }
 
     /// <summary>Re-reads a final file for LayerDiff's rare hard-link case: the topmost layer that has it.</summary>

@@ -92,6 +92,7 @@ public sealed class EngineSquashService : ISquashService
         using var source = await opening.ConfigureAwait(false);
         // The base index is this method's from here (an on-disk index holds a file open until disposed).
         using var ownedBaseIndex = baseIndex;
+        var finalRoot = await source.FindRootAsync(cancellationToken).ConfigureAwait(false);
         var spec = new SquashSpec
         {
             Final = source.Image,
@@ -105,6 +106,8 @@ public sealed class EngineSquashService : ISquashService
             Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
             WriteLayer = source.WriteLayerAsync,
+            // The base's root is not read through the engine: only a squash onto scratch writes the image's.
+            Root = RootEntry.ToWrite(finalRoot, ontoScratch: request.Base is null, baseKnown: false, null),
         };
         // An export is read once, its size known; layer directories are read as needed.
         long? totalBytes = source.Rereadable ? null : final.Size;
@@ -133,8 +136,12 @@ public sealed class EngineSquashService : ISquashService
             progress?.Report(new SquashProgress("load", 0, null));
             imageId = loadedWhileWriting ?? await _loader.LoadAsync(squashed, baseSave, store, !partialRefused,
                 cancellationToken).ConfigureAwait(false);
+            // The image is loaded: tagging is the last act and takes milliseconds. A signal now must not leave some
+            // tags made and the run reported as cancelled (the kill loop caught a SIGINT during the tag request: exit
+            // 130, "cancelled", and the tag there), so the tags are made whatever comes, within a bound.
+            using var tagging = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             foreach (var tag in request.Tags)
-                await _engine.TagImageAsync(imageId, tag, cancellationToken).ConfigureAwait(false);
+                await _engine.TagImageAsync(imageId, tag, tagging.Token).ConfigureAwait(false);
         }
 
         return new SquashResult(

@@ -23,8 +23,9 @@ public sealed class ExportImageSource : IFinalImageSource
     private ContentReopener? _reopener;
 
     private ExportImageSource(IImageEngine engine, EngineImage image, ImageArchive save, IReadOnlyList<OverlayEntry> replacements,
-        IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory)
+        IReadOnlyList<Func<CancellationToken, Task<Stream>>> layers, string? tempDirectory, LayerEntry? root)
     {
+        Root = root;
         _engine = engine;
         _image = image;
         _save = save;
@@ -46,6 +47,11 @@ public sealed class ExportImageSource : IFinalImageSource
     public Task<(FsIndex Index, ImageConfig Config)?> TryIndexBaseAsync(EngineImage baseImage, string? tempDirectory, CancellationToken cancellationToken) =>
         Task.FromResult<(FsIndex, ImageConfig)?>(null);
 
+    /// <summary>The root entry of the image's saved layers (an export has none of its own).</summary>
+    public LayerEntry? Root { get; }
+
+    public Task<LayerEntry?> FindRootAsync(CancellationToken cancellationToken) => Task.FromResult(Root);
+
     public static async Task<ExportImageSource> OpenAsync(IImageEngine engine, EngineImage image, string? tempDirectory, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(engine);
@@ -58,7 +64,9 @@ public sealed class ExportImageSource : IFinalImageSource
                 throw new EngineException($"the save of image {image.Id} does not hold the layers the engine reports for it");
             var layers = saved.Layers.Select(l => (Func<CancellationToken, Task<Stream>>)(ct => Task.FromResult(l.Open(ct)))).ToList();
             var replacements = await InitPathOverlay.CollectFromLayersAsync(layers, InitPathOverlay.DefaultPaths, cancellationToken).ConfigureAwait(false);
-            return new ExportImageSource(engine, image, save, replacements, layers, tempDirectory);
+            // An export has no root entry: the image's own comes from its saved layers (their first headers).
+            var root = await RootEntry.FindAsync(layers, cancellationToken).ConfigureAwait(false);
+            return new ExportImageSource(engine, image, save, replacements, layers, tempDirectory, root);
         }
         catch
         {

@@ -25,6 +25,10 @@ public interface IFinalImageSource : IDisposable
     /// <summary>Writes the layer that turns <paramref name="baseIndex"/> into the image's filesystem (see <see cref="LayerDiff"/>).</summary>
     Task<LayerDiffResult> WriteLayerAsync(FsIndex baseIndex, Stream output, LayerDiffOptions options, CancellationToken cancellationToken);
 
+    /// <summary>The image's root directory entry as its layers give it (see <see cref="RootEntry"/>), or null when
+    /// they have none or the source cannot tell.</summary>
+    Task<LayerEntry?> FindRootAsync(CancellationToken cancellationToken);
+
     /// <summary>The base's index and config read by the same means (the base's layer directories), or null when this
     /// source cannot: the base is then indexed from its save.</summary>
     Task<(FsIndex Index, ImageConfig Config)?> TryIndexBaseAsync(EngineImage baseImage, string? tempDirectory, CancellationToken cancellationToken);

@@ -15,14 +15,16 @@ namespace LayerTool.Image.Layers;
 internal sealed record StoredRecord(long Ordinal, LayerEntry Entry, byte[]? Hash, long Group, LayerPath? FirstLink, long Origin = -1);
 
 /// <summary>
-/// A filesystem index on disk, in walk order (format <c>LTFSIDX2</c>), read through one file handle with
+/// A filesystem index on disk, in walk order (format <c>LTFSIDX3</c>), read through one file handle with
 /// positional reads, so many walks and lookups can share it. This is what keeps a squash's memory flat
 /// whatever the number of paths: <see cref="LayerDiff"/> walks the base from here, records the final
 /// filesystem here, and <see cref="LayerVerifier"/> merges them as streams; only a sparse key index (one
 /// path in <see cref="SparseEvery"/>) and the hard-link groups stay in memory.
 /// </summary>
 /// <remarks>
-/// Layout: a magic line; one record per path (0x01, path, type, mode, uid, gid, owner names, size, time,
+/// Layout: a magic line; one record per path (0x01, path front-coded (see <see cref="PathEncoder"/>) against the
+/// record before it, or every <see cref="SparseEvery"/> records, where lookups start, against the previous such
+/// record, whose path the sparse key index holds in memory; type, mode, uid, gid, owner names, size, time,
 /// link target, device numbers, xattrs, the content hash of a regular file, the group as ordinal + 1 or 0
 /// for its own, for a later group member the first path, and the content's origin plus one or 0); an end mark 0x00; a trailer (path count,
 /// the linked groups, the sparse key index); the trailer's offset (8 bytes, little-endian); and the SHA-256
@@ -31,7 +33,7 @@ internal sealed record StoredRecord(long Ordinal, LayerEntry Entry, byte[]? Hash
 /// </remarks>
 internal sealed class FsIndexStore
 {
-    internal static ReadOnlySpan<byte> Magic => "LTFSIDX2\n"u8;
+    internal static ReadOnlySpan<byte> Magic => "LTFSIDX3\n"u8;
 
     /// <summary>One path in this many is kept in memory as a lookup key (a lookup decodes at most this many records).</summary>
     internal const int SparseEvery = 64;
@@ -116,8 +118,9 @@ internal sealed class FsIndexStore
             var linked = new HashSet<long>();
             for (var n = r.Read7BitEncodedInt64(); n > 0; n--) linked.Add(r.Read7BitEncodedInt64());
             var sparse = new List<(LayerPath, long, long)>();
+            var keys = new PathDecoder();
             for (var n = r.Read7BitEncodedInt64(); n > 0; n--)
-                sparse.Add((LayerPath.FromBytes(ReadBytes(r)), r.Read7BitEncodedInt64(), r.Read7BitEncodedInt64()));
+                sparse.Add((keys.Read(r), r.Read7BitEncodedInt64(), r.Read7BitEncodedInt64()));
             return new FsIndexStore(handle, count, recordsEnd, linked, sparse);
         }
         catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentException)
@@ -130,7 +133,7 @@ internal sealed class FsIndexStore
     public void Close() => _handle.Dispose();
 
     /// <summary>Every record, in walk order.</summary>
-    public IEnumerable<StoredRecord> Records() => ReadFrom(Magic.Length, 0);
+    public IEnumerable<StoredRecord> Records() => ReadFrom(Magic.Length, 0, LayerPath.Root);
 
     /// <summary>The record of <paramref name="path"/>, or null.</summary>
     public StoredRecord? Find(LayerPath path)
@@ -153,7 +156,7 @@ internal sealed class FsIndexStore
         if (at < 0) return null;
         var (_, offset, ordinal) = _sparse[at];
         var seen = 0;
-        foreach (var record in ReadFrom(offset, ordinal))
+        foreach (var record in ReadFrom(offset, ordinal, at == 0 ? LayerPath.Root : _sparse[at - 1].Path))
         {
             var c = record.Entry.Path.CompareTo(path);
             if (c == 0) return record;
@@ -162,42 +165,48 @@ internal sealed class FsIndexStore
         return null;
     }
 
-    private IEnumerable<StoredRecord> ReadFrom(long offset, long ordinal)
+    /// <param name="offset">Where a record that is a sparse key starts.</param>
+    /// <param name="ordinal">Its ordinal.</param>
+    /// <param name="previousKey">The sparse key before it (the root for the first): what its path is coded against.</param>
+    private IEnumerable<StoredRecord> ReadFrom(long offset, long ordinal, LayerPath previousKey)
     {
         using var r = new BinaryReader(new BufferedStream(new HandleStream(_handle, offset, _recordsEnd), 1 << 16), Encoding.UTF8);
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        var paths = new PathDecoder();
         while (true)
         {
             StoredRecord? record;
             try
             {
-                record = ReadRecord(r, ordinal, names);
+                record = ReadRecord(r, ordinal, names, paths, ordinal % SparseEvery == 0 ? previousKey : null);
             }
             catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentException)
             {
                 throw new ImageFormatException("the filesystem index is damaged (bad record)", e);
             }
             if (record is null) yield break;
+            if (ordinal % SparseEvery == 0) previousKey = record.Entry.Path;
             yield return record;
             ordinal++;
         }
     }
 
     /// <summary>Writes one record (see the remarks for the layout).</summary>
-    internal static void WriteRecord(BinaryWriter w, LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? firstLink, long origin)
+    internal static void WriteRecord(BinaryWriter w, PathEncoder paths, LayerPath? against, LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? firstLink, long origin)
     {
         w.Write((byte)1);
-        WriteEntry(w, entry);
+        WriteEntry(w, paths, against, entry);
         if (entry.Type == LayerEntryType.RegularFile) w.Write(hash ?? throw new ArgumentException($"'{entry.Name}' has no content hash", nameof(hash)));
         w.Write7BitEncodedInt64(groupPlusOne);
         if (groupPlusOne != 0) WriteBytes(w, firstLink!.Bytes);
         w.Write7BitEncodedInt64(origin + 1);
     }
 
-    /// <summary>Writes an entry's metadata (shared with the written-entry log).</summary>
-    internal static void WriteEntry(BinaryWriter w, LayerEntry entry)
+    /// <summary>Writes an entry's metadata (shared with the written-entry log), its path front-coded against the
+    /// previous one or <paramref name="against"/>.</summary>
+    internal static void WriteEntry(BinaryWriter w, PathEncoder paths, LayerPath? against, LayerEntry entry)
     {
-        WriteBytes(w, entry.Path.Bytes);
+        paths.Write(w, entry.Path, against);
         w.Write((byte)entry.Type);
         w.Write7BitEncodedInt(entry.Mode);
         w.Write7BitEncodedInt64(entry.Uid);
@@ -217,11 +226,11 @@ internal sealed class FsIndexStore
         }
     }
 
-    private static StoredRecord? ReadRecord(BinaryReader r, long ordinal, Dictionary<string, string> names)
+    private static StoredRecord? ReadRecord(BinaryReader r, long ordinal, Dictionary<string, string> names, PathDecoder paths, LayerPath? against)
     {
         // The window ends at the end mark (or, while the file is being written, at the last whole record).
         if (r.BaseStream.ReadByte() != 1) return null;
-        var entry = ReadEntry(r, names);
+        var entry = ReadEntry(r, names, paths, against);
         var hash = entry.Type == LayerEntryType.RegularFile ? ReadFixed(r, 32) : null;
         var group = r.Read7BitEncodedInt64();
         var first = group == 0 ? null : LayerPath.FromBytes(ReadBytes(r));
@@ -230,9 +239,9 @@ internal sealed class FsIndexStore
     }
 
     /// <summary>Reads what <see cref="WriteEntry"/> wrote.</summary>
-    internal static LayerEntry ReadEntry(BinaryReader r, Dictionary<string, string> names)
+    internal static LayerEntry ReadEntry(BinaryReader r, Dictionary<string, string> names, PathDecoder paths, LayerPath? against = null)
     {
-        var path = LayerPath.FromBytes(ReadBytes(r));
+        var path = paths.Read(r, against);
         var type = (LayerEntryType)r.ReadByte();
         var mode = r.Read7BitEncodedInt();
         var uid = r.Read7BitEncodedInt64();
@@ -327,6 +336,8 @@ internal sealed class FsIndexStoreWriter : IDisposable
     private readonly HashSet<long> _linked = [];
     private readonly List<(LayerPath, long, long)> _sparse = [];
     private readonly List<LayerPath> _dirs = [];
+    private readonly PathEncoder _paths = new();
+    private LayerPath _lastKey = LayerPath.Root;
     private LayerPath? _last;
     private bool _lastIsDirectory;
     private long _count;
@@ -394,8 +405,15 @@ internal sealed class FsIndexStoreWriter : IDisposable
     private StoredRecord Append(LayerEntry entry, byte[]? hash, long groupPlusOne, LayerPath? first, long origin)
     {
         var ordinal = _count++;
-        if (ordinal % FsIndexStore.SparseEvery == 0) _sparse.Add((entry.Path, _sink.Position, ordinal));
-        FsIndexStore.WriteRecord(_w, entry, hash, groupPlusOne, first, origin);
+        LayerPath? against = null;
+        if (ordinal % FsIndexStore.SparseEvery == 0)
+        {
+            // A lookup starts here knowing only the key before it.
+            _sparse.Add((entry.Path, _sink.Position, ordinal));
+            against = _lastKey;
+            _lastKey = entry.Path;
+        }
+        FsIndexStore.WriteRecord(_w, _paths, against, entry, hash, groupPlusOne, first, origin);
         _last = entry.Path;
         _lastIsDirectory = entry.IsDirectory;
         return new StoredRecord(ordinal, entry, hash, groupPlusOne == 0 ? ordinal : groupPlusOne - 1, first, origin);
@@ -424,9 +442,10 @@ internal sealed class FsIndexStoreWriter : IDisposable
         _w.Write7BitEncodedInt64(_linked.Count);
         foreach (var g in _linked.Order()) _w.Write7BitEncodedInt64(g);
         _w.Write7BitEncodedInt64(_sparse.Count);
+        var keys = new PathEncoder();
         foreach (var (p, offset, ordinal) in _sparse)
         {
-            FsIndexStore.WriteBytes(_w, p.Bytes);
+            keys.Write(_w, p);
             _w.Write7BitEncodedInt64(offset);
             _w.Write7BitEncodedInt64(ordinal);
         }

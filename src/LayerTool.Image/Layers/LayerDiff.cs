@@ -135,6 +135,13 @@ public static class LayerDiff
 
         public async Task<LayerDiffResult> ExecuteAsync(ILayerEntrySource final, CancellationToken ct)
         {
+            if (_options.Root is { } root)
+            {
+                var clamp = _options.ClampTime;
+                var entry = root with { Path = LayerPath.Root, Type = LayerEntryType.Directory, Size = 0 };
+                if (clamp is { } c && entry.ModificationTime > c) entry = entry with { ModificationTime = c };
+                await _writer.WriteEntryAsync(entry, null, ct).ConfigureAwait(false);
+            }
             LayerPath? previous = null;
             while (await final.ReadNextAsync(ct).ConfigureAwait(false) is { } entry)
             {

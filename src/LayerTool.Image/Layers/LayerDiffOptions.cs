@@ -56,6 +56,13 @@ public sealed record LayerDiffOptions
     /// that checks it (an engine loading the layer checks it against the config's).
     /// </summary>
     public bool HashLayer { get; init; } = true;
+
+    /// <summary>
+    /// The root directory's own entry (<c>./</c>) to write first, or null for none. An engine ignores it when it applies
+    /// the layer (the root stays 0755), but <c>docker save</c> gives it back and <c>tar -x</c> of the layer applies it:
+    /// a squash carries the image's own (<see cref="RootEntry"/>).
+    /// </summary>
+    public LayerEntry? Root { get; init; }
 }
 
 /// <summary>What <see cref="LayerDiff"/> produced.</summary>

@@ -143,6 +143,34 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
             return true;
         }
 
+        if (!TryJoinComponents(raw, confine: false, out var joined))
+        {
+            error = "'..' escapes the root";
+            return false;
+        }
+        path = joined;
+        return true;
+    }
+
+    /// <summary>
+    /// Cleans <paramref name="raw"/> as a path resolved inside a chroot: a leading slash means the root, and
+    /// <c>..</c> at the root stays at the root (what the kernel does for a process confined there).
+    /// </summary>
+    public static LayerPath Confine(ReadOnlySpan<byte> raw)
+    {
+        TryJoinComponents(raw, confine: true, out var path);
+        if (path.Bytes.Contains((byte)0)) throw new ImageFormatException($"invalid path '{Abbreviate(path.Bytes)}': NUL byte in name");
+        return path;
+    }
+
+    /// <summary>
+    /// The components of <paramref name="raw"/> joined by single slashes, without empty and <c>.</c> components,
+    /// <c>..</c> removing the component before it. A <c>..</c> at the root stays there when <paramref name="confine"/>
+    /// (a chroot); otherwise it makes this return false.
+    /// </summary>
+    private static bool TryJoinComponents(ReadOnlySpan<byte> raw, bool confine, out LayerPath path)
+    {
+        path = Root;
         var parts = new List<(int Start, int Length)>();
         var i = 0;
         while (i <= raw.Length)
@@ -150,30 +178,20 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
             var next = raw[i..].IndexOf(Slash);
             var end = next < 0 ? raw.Length : i + next;
             var part = raw[i..end];
-            if (part.Length == 0 || (part.Length == 1 && part[0] == (byte)'.'))
+            if (part.Length == 2 && part[0] == (byte)'.' && part[1] == (byte)'.')
             {
-                // skip
+                if (parts.Count > 0) parts.RemoveAt(parts.Count - 1);
+                else if (!confine) return false;
             }
-            else if (part.Length == 2 && part[0] == (byte)'.' && part[1] == (byte)'.')
-            {
-                if (parts.Count == 0)
-                {
-                    error = "'..' escapes the root";
-                    return false;
-                }
-                parts.RemoveAt(parts.Count - 1);
-            }
-            else
+            else if (part.Length > 0 && !(part.Length == 1 && part[0] == (byte)'.'))
             {
                 parts.Add((i, end - i));
             }
             if (next < 0) break;
             i = end + 1;
         }
-
         if (parts.Count == 0) return true;
-        var length = parts.Sum(p => p.Length) + parts.Count - 1;
-        var bytes = new byte[length];
+        var bytes = new byte[parts.Sum(p => p.Length) + parts.Count - 1];
         var o = 0;
         foreach (var (start, len) in parts)
         {
@@ -186,44 +204,23 @@ public sealed class LayerPath : IEquatable<LayerPath>, IComparable<LayerPath>
     }
 
     /// <summary>
-    /// Cleans <paramref name="raw"/> as a path resolved inside a chroot: a leading slash means the root, and
-    /// <c>..</c> at the root stays at the root (what the kernel does for a process confined there).
+    /// A path over the first <paramref name="length"/> bytes of <paramref name="buffer"/>, which its caller never
+    /// changes (it may write after them): for decoders whose paths share one buffer along a directory chain
+    /// (<see cref="PathDecoder"/>). The bytes must be clean (<see cref="IsCleanFrom"/>).
     /// </summary>
-    public static LayerPath Confine(ReadOnlySpan<byte> raw)
+    internal static LayerPath OnSharedBuffer(byte[] buffer, int length) => length == 0 ? Root : new LayerPath(buffer, length);
+
+    /// <summary>
+    /// True when <paramref name="bytes"/> is a clean path (see the type's summary) if its part before
+    /// <paramref name="from"/> is: only the components from the one holding <paramref name="from"/> on are checked.
+    /// </summary>
+    internal static bool IsCleanFrom(ReadOnlySpan<byte> bytes, int from)
     {
-        var parts = new List<(int Start, int Length)>();
-        var i = 0;
-        while (i <= raw.Length)
-        {
-            var next = raw[i..].IndexOf(Slash);
-            var end = next < 0 ? raw.Length : i + next;
-            var part = raw[i..end];
-            if (part.Length == 0 || (part.Length == 1 && part[0] == (byte)'.'))
-            {
-                // skip
-            }
-            else if (part.Length == 2 && part[0] == (byte)'.' && part[1] == (byte)'.')
-            {
-                if (parts.Count > 0) parts.RemoveAt(parts.Count - 1);
-            }
-            else
-            {
-                parts.Add((i, end - i));
-            }
-            if (next < 0) break;
-            i = end + 1;
-        }
-        if (parts.Count == 0) return Root;
-        var bytes = new byte[parts.Sum(p => p.Length) + parts.Count - 1];
-        var o = 0;
-        foreach (var (start, len) in parts)
-        {
-            if (o > 0) bytes[o++] = Slash;
-            raw.Slice(start, len).CopyTo(bytes.AsSpan(o));
-            o += len;
-        }
-        if (bytes.AsSpan().Contains((byte)0)) throw new ImageFormatException($"invalid path '{Abbreviate(bytes)}': NUL byte in name");
-        return new LayerPath(bytes);
+        if (bytes.IsEmpty) return true;
+        var start = from <= 0 ? 0 : bytes[..Math.Min(from, bytes.Length)].LastIndexOf(Slash) + 1;
+        var tail = bytes[start..];
+        // An empty tail is a trailing slash; IsClean refuses an empty first component (a leading slash).
+        return !tail.IsEmpty && !tail.Contains((byte)0) && IsClean(tail);
     }
 
     private static bool IsClean(ReadOnlySpan<byte> raw)

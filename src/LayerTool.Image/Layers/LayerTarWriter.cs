@@ -318,21 +318,34 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
 
     private static byte[] EncodePax(SortedDictionary<string, byte[]> pax)
     {
-        using var ms = new MemoryStream();
+        // Sized exactly first: a long path's record is up to 64 KiB, and a growing buffer would double past the
+        // large-object heap's threshold on every such entry.
+        var records = new List<(byte[] Length, byte[] Key, byte[] Value)>(pax.Count);
+        var total = 0;
         foreach (var (key, value) in pax)
         {
             var k = Encoding.UTF8.GetBytes(key);
             var body = k.Length + value.Length + 3; // ' ', '=', '\n'
             var digits = 1;
             while ((body + digits).ToString(System.Globalization.CultureInfo.InvariantCulture).Length != digits) digits++;
-            ms.Write(TarNumbers.FormatDecimal(body + digits));
-            ms.WriteByte((byte)' ');
-            ms.Write(k);
-            ms.WriteByte((byte)'=');
-            ms.Write(value);
-            ms.WriteByte((byte)'\n');
+            records.Add((TarNumbers.FormatDecimal(body + digits), k, value));
+            total += body + digits;
         }
-        return ms.ToArray();
+        var bytes = new byte[total];
+        var at = 0;
+        foreach (var (length, key, value) in records)
+        {
+            length.CopyTo(bytes, at);
+            at += length.Length;
+            bytes[at++] = (byte)' ';
+            key.CopyTo(bytes, at);
+            at += key.Length;
+            bytes[at++] = (byte)'=';
+            value.CopyTo(bytes, at);
+            at += value.Length;
+            bytes[at++] = (byte)'\n';
+        }
+        return bytes;
     }
 
     private static void Checksum(Span<byte> h)

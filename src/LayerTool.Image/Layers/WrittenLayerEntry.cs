@@ -56,6 +56,7 @@ internal sealed class WrittenEntryLog : IDisposable
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     private readonly HandleWriter _sink;
     private readonly BinaryWriter _w;
+    private readonly PathEncoder _paths = new();
 
     public WrittenEntryLog(string? tempDirectory)
     {
@@ -70,7 +71,7 @@ internal sealed class WrittenEntryLog : IDisposable
     {
         ArgumentNullException.ThrowIfNull(written);
         _w.Write((byte)1);
-        FsIndexStore.WriteEntry(_w, written.Entry);
+        FsIndexStore.WriteEntry(_w, _paths, null, written.Entry);
         _w.Write(written.ContentHash is not null);
         if (written.ContentHash is not null) _w.Write(written.ContentHash);
         Count++;
@@ -109,9 +110,10 @@ internal sealed class WrittenEntryLog : IDisposable
         _w.Flush();
         using var r = new BinaryReader(new BufferedStream(new FsIndexStore.HandleStream(_handle, 0, _sink.Position), 1 << 16), System.Text.Encoding.UTF8);
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        var paths = new PathDecoder();
         while (r.BaseStream.ReadByte() == 1)
         {
-            var entry = FsIndexStore.ReadEntry(r, names);
+            var entry = FsIndexStore.ReadEntry(r, names, paths);
             var hash = r.ReadBoolean() ? r.ReadBytes(32) : null;
             yield return new WrittenLayerEntry(entry, hash);
         }

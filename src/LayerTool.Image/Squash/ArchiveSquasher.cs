@@ -126,6 +126,8 @@ public static class ArchiveSquasher
         var baseImage = input.Base;
         using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, input.CacheDirectory, input.TempDirectory, cancellationToken).ConfigureAwait(false);
         var finalLayers = input.Final.Layers.Select(Opener).ToList();
+        var finalRoot = await RootEntry.FindAsync(finalLayers, cancellationToken).ConfigureAwait(false);
+        var baseRoot = baseImage is null ? null : await RootEntry.FindAsync(baseImage.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
         return await ImageSquasher.SquashAsync(new SquashSpec
         {
             Final = input.Final,
@@ -138,6 +140,7 @@ public static class ArchiveSquasher
             Timestamp = input.Timestamp,
             Now = input.Now,
             TempDirectory = input.TempDirectory,
+            Root = RootEntry.ToWrite(finalRoot, ontoScratch: baseImage is null, baseKnown: true, baseRoot),
             WriteLayer = (index, output, diffOptions, ct) => LayerDiff.WriteFromLayersAsync(index, finalLayers, output, diffOptions, ct),
         }, progress, cancellationToken).ConfigureAwait(false);
     }

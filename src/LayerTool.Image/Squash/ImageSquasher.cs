@@ -46,6 +46,9 @@ public sealed record SquashSpec
     /// <summary>Where the new layer and spill files go; the system temp directory when null.</summary>
     public string? TempDirectory { get; init; }
 
+    /// <summary>The root directory's entry the new layer starts with (see <see cref="RootEntry.ToWrite"/>), or null.</summary>
+    public LayerEntry? Root { get; init; }
+
     /// <summary>Re-reads a file of the final filesystem (a rare hard-link case; see <see cref="ContentReopener"/>).</summary>
     public ContentReopener? ReopenContent { get; init; }
 
@@ -152,6 +155,7 @@ public static class ImageSquasher
                 Progress = progress,
                 // Verified from the written-entry log, a written file's hash would only be compared with itself.
                 HashWrittenContent = spec.VerifyByRereading,
+                Root = spec.Root,
             };
             if (layerFile is null)
             {

@@ -101,6 +101,46 @@ public class DeepPathTests
     }
 
     [Fact]
+    public async Task An_on_disk_index_of_a_deep_chain_is_linear_on_disk_and_when_read_back()
+    {
+        // 4095 directories of 15 bytes then a file: full paths would be 4096 × 32 KB = 134 MB on disk, and as much
+        // again for a reader holding the whole directory chain (as a squash's writer and verifier do).
+        var layer = DeepLayer(LayerPath.MaxComponents, width: 15);
+        var tree = await FsIndex.FromLayersAsync([DiffHarness.Opener(layer)], default);
+        using var file = new MemoryStream();
+        FsIndexSerializer.Write(tree, file);
+        file.Length.ShouldBeLessThan(1L << 20);
+        file.Position = 0;
+        using var disk = FsIndexSerializer.Read(file);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var chain = disk.Entries.ToList();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        chain.Count.ShouldBe(LayerPath.MaxComponents);
+        allocated.ShouldBeLessThan(16L << 20);
+        LayerVerifier.Compare(tree, disk).ShouldBeEmpty();
+        for (var i = 1; i < chain.Count; i++) chain[i - 1].Path.ShouldBe(chain[i].Path.Parent);
+        chain[^1].Path.Bytes.Length.ShouldBe(65_524);
+        disk.Find(chain[2000].Path)!.Path.ShouldBe(chain[2000].Path);
+        disk.Find(chain[2000].Path.Append("nothere")).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Front_coded_paths_read_back_exactly_in_any_order_of_lengths()
+    {
+        var b = new TarBuilder().Dir("a").Dir("a/b").Dir("a/b/c").File("a/b/c/d", "1").File("a/b/c2", "2").Dir("a/bb")
+            .File("a/bb/x", "3").File("a0", "4").Dir("b").File("b/" + new string('y', 300), "5").File("\u00e9t\u00e9", "6");
+        for (var i = 0; i < 200; i++) b.File($"b/f{i:D3}", "z");
+        var tree = await FsIndex.FromLayersAsync([DiffHarness.Opener(b.Build())], default);
+        using var file = new MemoryStream();
+        FsIndexSerializer.Write(tree, file);
+        file.Position = 0;
+        using var disk = FsIndexSerializer.Read(file);
+        disk.Entries.Select(e => e.Path.ToString()).ShouldBe(tree.Entries.Select(e => e.Path.ToString()));
+        foreach (var e in tree.Entries) disk.Find(e.Path).ShouldNotBeNull(e.Path.ToString());
+    }
+
+    [Fact]
     public void Ancestors_share_the_bytes_of_their_path()
     {
         var path = LayerPath.Parse("a/bb/ccc/dddd");

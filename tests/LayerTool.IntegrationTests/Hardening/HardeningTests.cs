@@ -208,6 +208,38 @@ public sealed class HardeningTests(EngineFixture engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_squash_onto_scratch_keeps_the_images_root_entry_on_both_paths()
+    {
+        // A layer whose first entry is "./" with mode 0700 (as `tar -C rootfs -cf layer.tar .` writes it).
+        var rootTime = DateTimeOffset.FromUnixTimeSeconds(1_650_000_000);
+        var image = await LoadAsync("root0700", onBusybox: true, Layer(w =>
+        {
+            w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "./") { Mode = (UnixFileMode)0x1C0, ModificationTime = rootTime });
+            File(w, "new", "n\n");
+        }));
+        // The engine keeps the entry in the layer it saves, and ignores it in the filesystem it runs.
+        var saved = (await _h.TopLayerAsync(image))[0];
+        saved.Path.IsRoot.ShouldBeTrue();
+        saved.Mode.ShouldBe(0x1C0);
+        var engineRoot = (await RunAsync(image, "stat", "-c", "%a %u %g", "/")).Trim();
+
+        foreach (var flag in new[] { "--verbose", "--no-fast-path" })
+        {
+            var squashed = _h.Name($"root0700-squashed{flag.Replace("-", "", StringComparison.Ordinal)}");
+            await _h.SquashAsync(image, "scratch", squashed, flag);
+            await _h.ShouldBeSquashOfAsync(squashed, image, null);
+            var root = (await _h.TopLayerAsync(squashed))[0];
+            root.Path.IsRoot.ShouldBeTrue(flag);
+            root.IsDirectory.ShouldBeTrue(flag);
+            root.Mode.ShouldBe(saved.Mode, flag);
+            root.Uid.ShouldBe(saved.Uid, flag);
+            root.Gid.ShouldBe(saved.Gid, flag);
+            root.ModificationTime.ShouldBe(rootTime, flag);
+            (await RunAsync(squashed, "stat", "-c", "%a %u %g", "/")).Trim().ShouldBe(engineRoot, flag);
+        }
+    }
+
+    [Fact]
     public async Task Images_without_layers_work_for_layers_diff_and_squash_through_the_engine()
     {
         var empty = await LoadAsync("empty", onBusybox: false);
