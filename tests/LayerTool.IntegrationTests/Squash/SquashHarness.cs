@@ -116,9 +116,12 @@ public sealed class SquashHarness(EngineFixture engine) : IAsyncDisposable
         ids.Count.ShouldBe(baseIds.Count + (expectLayer ? 1 : 0));
     }
 
-    /// <summary>Containers the export path made and did not remove (should be none).</summary>
+    /// <summary>Containers this process's export path made and did not remove (should be none). Export containers are
+    /// named for their owner process (<c>layertool-export-PID.START.HOST</c>), so the kill loops' processes, running in
+    /// parallel, are not counted.</summary>
     public async Task<string[]> LeakedExportContainersAsync() =>
-        (await engine.DockerAsync(["ps", "-aq", "--filter", $"label={DockerImageEngine.ExportLabel}"]))
+        (await engine.DockerAsync(["ps", "-aq", "--filter", $"label={DockerImageEngine.ExportLabel}",
+            "--filter", $"name=^/layertool-export-{Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)}\\."]))
         .Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
     public async Task SaveAsync(string path, params string[] images) =>
