@@ -51,6 +51,7 @@ public static class CommandErrors
         typeof(IOException),
         typeof(LayerTool.Image.Squash.SquashVerificationException),
         typeof(LayerTool.Registry.RegistryException),
+        typeof(LayerTool.Build.Plans.PlanException),
     ];
 
     public static bool IsUserError(Exception e) =>

@@ -32,6 +32,7 @@ public static class LayerToolApp
             new PullCommand(context, environment),
             new ExtractCommand(context, environment),
             new PushCommand(context, environment),
+            new PlanCommand(context, environment),
         };
         foreach (var option in root.Options.OfType<VersionOption>())
             option.Action = new PrintVersionAction(context);

@@ -56,4 +56,12 @@ public sealed record PlanImage(
     PlanOutputs Outputs,
     string? Repository,
     IReadOnlyList<string> DependsOn,
-    PlanLocation Location);
+    PlanLocation Location)
+{
+    /// <summary>Where each <see cref="DependsOn"/> entry is written (same order); empty for an image made in code.</summary>
+    public IReadOnlyList<PlanLocation> DependsOnLocations { get; init; } = [];
+
+    /// <summary>The repository the result is pushed to or handed over by: <see cref="Repository"/>, else
+    /// <c>{registry}/{name}</c>; null when neither is known.</summary>
+    public string? EffectiveRepository(string? registry) => Repository ?? (registry is null ? null : $"{registry}/{Name}");
+}
