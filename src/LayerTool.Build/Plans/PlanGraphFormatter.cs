@@ -40,7 +40,8 @@ public static class PlanGraphFormatter
     {
         var text = new StringBuilder();
         var plan = graph.Plan;
-        text.Append(CultureInfo.InvariantCulture, $"{plan.Images.Count} image{(plan.Images.Count == 1 ? "" : "s")}, {graph.Edges.Select(e => (e.Parent, e.Child)).Distinct().Count()} dependencies, {graph.Levels.Count} level{(graph.Levels.Count == 1 ? "" : "s")}");
+        var dependencies = graph.Edges.Select(e => (e.Parent, e.Child)).Distinct().Count();
+        text.Append(CultureInfo.InvariantCulture, $"{Count(plan.Images.Count, "image", "images")}, {Count(dependencies, "dependency", "dependencies")}, {Count(graph.Levels.Count, "level", "levels")}");
         if (plan.Registry is not null) text.Append(", registry ").Append(plan.Registry);
         text.Append('\n');
         var pairs = Pairs(graph).ToList();
@@ -64,6 +65,8 @@ public static class PlanGraphFormatter
 
         return text.ToString();
     }
+
+    private static string Count(int n, string one, string many) => n.ToString(CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many);
 
     private static string Dot(PlanGraph graph)
     {

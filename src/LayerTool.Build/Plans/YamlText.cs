@@ -37,8 +37,8 @@ internal sealed record YamlString(string Value, bool Block = false) : YamlValue;
 /// </summary>
 internal static partial class YamlText
 {
-    [GeneratedRegex(@"^[A-Za-z_./$][A-Za-z0-9_./:@$+=-]*$")]
-    private static partial Regex PlainSafe();
+    [GeneratedRegex(@"^[A-Za-z_./$]")]
+    private static partial Regex PlainStart();
 
     [GeneratedRegex(@"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$")]
     private static partial Regex Keyword();
@@ -143,8 +143,22 @@ internal static partial class YamlText
     };
 
     /// <summary>The string plain when it reads back as the same string, else double-quoted.</summary>
-    public static string Scalar(string value) =>
-        PlainSafe().IsMatch(value) && !Keyword().IsMatch(value) ? value : Quoted(value);
+    public static string Scalar(string value) => IsPlainSafe(value) ? value : Quoted(value);
+
+    /// <summary>
+    /// True when <paramref name="value"/> can be written as a plain scalar in block context and read back as the
+    /// same string: printable ASCII, starting with a letter, <c>_</c>, <c>.</c>, <c>/</c> or <c>$</c> (never an
+    /// indicator or a digit), no <c>": "</c> or <c>" #"</c> inside, no space or <c>:</c> at the end, and not a
+    /// word YAML reads as a boolean, null or special float.
+    /// </summary>
+    private static bool IsPlainSafe(string value) =>
+        value.Length > 0
+        && PlainStart().IsMatch(value)
+        && value.All(c => c is >= ' ' and < '\u007f')
+        && !value.Contains(": ", StringComparison.Ordinal)
+        && !value.Contains(" #", StringComparison.Ordinal)
+        && value[^1] is not (' ' or ':')
+        && !Keyword().IsMatch(value);
 
     private static string Quoted(string value) =>
         "\"" + JsonEncodedText.Encode(value, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).ToString() + "\"";

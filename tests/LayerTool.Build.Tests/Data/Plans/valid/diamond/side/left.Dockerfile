@@ -1,0 +1,2 @@
+FROM top
+RUN echo left > /left

@@ -1,0 +1,2 @@
+FROM top:latest
+RUN echo right > /right

@@ -1,0 +1,2 @@
+FROM busybox:latest
+RUN echo base > /base
