@@ -52,6 +52,9 @@ public sealed class PlanWorkspace : IAsyncDisposable
 
     public string Root { get; }
 
+    /// <summary>Every image ID a run of this workspace reported: removed at the end, also those a later run replaced.</summary>
+    private readonly HashSet<string> _built = new(StringComparer.Ordinal);
+
     /// <summary>The repository prefix of every tag.</summary>
     public string Prefix { get; }
 
@@ -125,7 +128,10 @@ public sealed class PlanWorkspace : IAsyncDisposable
                 "LAYERTOOL_BUILDER" => null,
                 _ => Environment.GetEnvironmentVariable(name),
             });
-        return new PlanCliResult(code, output.ToString(), error.ToString());
+        var result = new PlanCliResult(code, output.ToString(), error.ToString());
+        if (result.StdOut.Contains("\"summary\"", StringComparison.Ordinal))
+            foreach (var id in result.Images.Values.Select(l => l.Id).OfType<string>()) _built.Add(id);
+        return result;
     }
 
     /// <summary><c>plan run PLAN --progress json --network none</c> plus <paramref name="extra"/>.</summary>
@@ -142,6 +148,9 @@ public sealed class PlanWorkspace : IAsyncDisposable
         var tags = images.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         if (tags.Length > 0)
             await EngineFixture.RunAsync("docker", ["rmi", .. tags], Root, CancellationToken.None, null, new Dictionary<string, string> { ["DOCKER_HOST"] = _engine.DockerHost });
+        // Images a later run replaced are untagged by now; children first (the reverse of the order they were reported).
+        if (_built.Count > 0)
+            await EngineFixture.RunAsync("docker", ["rmi", .. _built.Reverse()], Root, CancellationToken.None, null, new Dictionary<string, string> { ["DOCKER_HOST"] = _engine.DockerHost });
         try
         {
             Directory.Delete(Root, recursive: true);
