@@ -34,6 +34,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done; done
   for n in 1 2; do rm -rf "/var/lib/layertool-bench-$ID-$n" "/run/layertool-bench-$ID-$n" "/run/layertool-bench-$ID-$n.sock"; done
   docker images --format '{{.Repository}}:{{.Tag}}' --filter "reference=bench-plan-$ID/*" | xargs -r docker rmi >/dev/null 2>&1 || true
+  # The images earlier runs built (each run rebuilds everything, leaving the previous ones untagged).
+  cat "$WORK"/run-*.json 2>/dev/null | grep -o '"id":"sha256:[0-9a-f]*"' | cut -d'"' -f4 | sort -u | xargs -r docker rmi >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -63,6 +65,7 @@ image() { # NAME SLEEP FROM [EXTRA-LINE]
   } >"$WORK/plan/$1/Dockerfile"
   printf '  %s:\n    context: %s\n    tags: [bench-plan-%s/%s:1]\n' "$1" "$1" "$ID" "$1" >>"$WORK/plan/plan.yaml"
 }
+mkdir -p "$WORK/plan"
 echo "images:" >"$WORK/plan/plan.yaml"
 image base 4 busybox
 image rt-a 3 base
