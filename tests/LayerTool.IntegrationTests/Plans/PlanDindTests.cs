@@ -57,4 +57,30 @@ public sealed class PlanDindTests(DindFixture dind, ITestOutputHelper output)
         (await DindContainers()).ShouldBeEmpty();
         (await dind.DockerAsync(["volume", "ls", "--format", "{{.Name}}", "--filter", $"name={owner}"])).StdOut.Trim().ShouldBeEmpty();
     }
+
+    [Fact]
+    public async Task A_killed_run_leaves_its_dind_container_to_the_next_run_s_sweep()
+    {
+        await using var plan = new PlanWorkspace(dind.Engine);
+        plan.WriteStandardPlan();
+        File.WriteAllText(Path.Combine(plan.Root, "base", "Dockerfile"), "FROM busybox\nRUN sleep 60\nCOPY base.txt /\n");
+        using var process = Reliability.CliProcess.Start(
+            ["plan", "run", plan.PlanPath, "--progress", "plain", "--network", "none", "--dind", "1", "--dind-image", DindFixture.Image],
+            new Dictionary<string, string> { ["DOCKER_HOST"] = dind.Engine.DockerHost, ["XDG_CACHE_HOME"] = plan.Cache }, plan.Root);
+        var owner = Sweeper.DindPrefix + process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".";
+        async Task<string> Running() => (await dind.DockerAsync(["ps", "--format", "{{.Names}}", "--filter", $"name=^/{owner}"])).StdOut.Trim();
+        async Task<string> Any() => (await dind.DockerAsync(["ps", "-a", "--format", "{{.Names}}", "--filter", $"name=^/{owner}"])).StdOut.Trim();
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while ((await Running()).Length == 0 && DateTime.UtcNow < deadline && !process.HasExited) await Task.Delay(250);
+        (await Running()).ShouldNotBeEmpty(process.StdErr);
+        (await process.SignalAsync("KILL")).ShouldBeTrue();
+        (await process.WaitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        (await Any()).ShouldNotBeEmpty("SIGKILL leaves the dind container running");
+
+        // Any later run sweeps it at start: here a plan status.
+        var status = await plan.RunAsync(["status", plan.PlanPath]);
+        status.ExitCode.ShouldBe(0, status.StdErr);
+        (await Any()).ShouldBeEmpty();
+        (await dind.DockerAsync(["volume", "ls", "--format", "{{.Name}}", "--filter", $"name={owner}"])).StdOut.Trim().ShouldBeEmpty();
+    }
 }
