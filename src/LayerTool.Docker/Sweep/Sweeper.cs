@@ -24,7 +24,7 @@ public sealed record SweepReport(IReadOnlyList<string> Containers, IReadOnlyList
 /// <item>export containers <c>layertool-export-ID</c> (<see cref="Images.DockerImageEngine"/>);</item>
 /// <item>build containers <c>layertool-build-ID-N</c> (the build ID is an owner ID; a label would be merged into the
 /// committed image by <c>POST /commit</c>, so the name carries it);</item>
-/// <item>dind build containers <c>layertool-dind-ID</c> and their volumes of the same name (<see cref="Dind.DindSession"/>);</item>
+/// <item>dind build containers <c>layertool-dind-ID</c>, their volumes and their socket directories of the same name (<see cref="Dind.DindSession"/>);</item>
 /// <item>temp directories <c>layertool-tmp-ID</c>, where a run keeps every temp file (<see cref="CreateRunTempDirectory"/>);</item>
 /// <item>load pipes <c>layertool-ID/layer.tar</c> in the engine's import directories (<see cref="ReleasePipes"/>).</item>
 /// </list>
@@ -124,7 +124,8 @@ public static class Sweeper
         IEnumerable<string> candidates;
         try
         {
-            candidates = [.. Directory.EnumerateDirectories(tempRoot, TempPrefix + "*")];
+            // Run temp directories, and the socket directories of dind engines (DindSession), both named after their owner.
+            candidates = [.. Directory.EnumerateDirectories(tempRoot, TempPrefix + "*"), .. Directory.EnumerateDirectories(tempRoot, DindPrefix + "*")];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -134,7 +135,8 @@ public static class Sweeper
         foreach (var path in candidates)
         {
             var name = Path.GetFileName(path);
-            if (!ProcessOwner.TryParseId(name[TempPrefix.Length..], out var owner) || owner.State() != OwnerState.Gone) continue;
+            var prefix = name.StartsWith(TempPrefix, StringComparison.Ordinal) ? TempPrefix : DindPrefix;
+            if (!ProcessOwner.TryParseId(name[prefix.Length..], out var owner) || owner.State() != OwnerState.Gone) continue;
             if (TryDeleteDirectory(path)) removed.Add(path);
             else warnings.Add($"cannot remove {path}, left by a LayerTool process that was killed");
         }

@@ -82,5 +82,6 @@ public sealed class PlanDindTests(DindFixture dind, ITestOutputHelper output)
         status.ExitCode.ShouldBe(0, status.StdErr);
         (await Any()).ShouldBeEmpty();
         (await dind.DockerAsync(["volume", "ls", "--format", "{{.Name}}", "--filter", $"name={owner}"])).StdOut.Trim().ShouldBeEmpty();
+        Directory.EnumerateDirectories(Path.GetTempPath(), owner + "*").ShouldBeEmpty("the dind engine's socket directory");
     }
 }
