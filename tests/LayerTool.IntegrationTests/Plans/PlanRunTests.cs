@@ -93,20 +93,23 @@ public sealed class PlanRunTests : IClassFixture<TwoEnginesFixture>
     }
 
     [Fact]
-    public async Task Parents_reach_children_through_a_registry_by_digest()
+    public async Task Parents_reach_children_through_a_registry_by_digest_and_registry_outputs_are_pushed()
     {
         await using var registry = await RegistryServer.StartAsync();
         await using var plan = new PlanWorkspace(_engines.Main);
-        plan.WriteStandardPlan();
         var repo = $"{registry.Host}/{plan.Prefix}";
-        var run = await plan.PlanRunAsync([.. TwoEngines, "--registry", repo]);
+        // The plan's registry: hand-offs go through it, and web is also pushed there (output: both).
+        plan.WriteStandardPlan(registry: repo, pushed: "web");
+        var run = await plan.PlanRunAsync(TwoEngines);
         _output.WriteLine(run.StdOut + run.StdErr);
         run.ExitCode.ShouldBe(0, run.StdErr);
         run.InState("built").Count.ShouldBe(PlanWorkspace.Names.Count);
         // Some child was built on the engine its parent was not on: it pulled the parent by digest.
         run.StdErr.ShouldContain($"pulled {repo}/");
-        run.StdErr.ShouldContain("@sha256:");
+        run.StdErr.ShouldContain($"web: pushed {repo}/web@sha256:");
         (await plan.CatAsync(plan.Tag("web"), "/from-b.txt")).ShouldBe("lib-b");
+        var status = await plan.RunAsync(["status", plan.PlanPath]);
+        status.StdOut.Split('\n').Single(l => l.StartsWith("web ", StringComparison.Ordinal)).ShouldContain("up to date");
     }
 
     [Fact]

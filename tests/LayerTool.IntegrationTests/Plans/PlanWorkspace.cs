@@ -68,9 +68,10 @@ public sealed class PlanWorkspace : IAsyncDisposable
     /// <summary>
     /// The test plan: base (RUN) → lib-a, lib-b (COPY) → app (FROM lib-a, COPY --from lib-b: the diamond) → web; lib-b →
     /// tool → cli (named by its tag, not its name); solo stands alone. <paramref name="failing"/> makes that image's
-    /// build fail (<c>RUN exit 3</c>); <paramref name="registry"/> adds a registry line.
+    /// build fail (<c>RUN exit 3</c>); <paramref name="registry"/> adds a registry line; <paramref name="pushed"/> gets
+    /// <c>output: both</c> (tagged in the engine and pushed to the registry).
     /// </summary>
-    public void WriteStandardPlan(string? failing = null, string? registry = null)
+    public void WriteStandardPlan(string? failing = null, string? registry = null, string? pushed = null)
     {
         Image("base", "FROM busybox\nRUN echo base > /base\nCOPY base.txt /\n", failing);
         Image("lib-a", "FROM base\nCOPY lib-a.txt /\n", failing);
@@ -84,7 +85,10 @@ public sealed class PlanWorkspace : IAsyncDisposable
         if (registry is not null) plan.Append("registry: ").Append(registry).Append('\n');
         plan.Append("images:\n");
         foreach (var name in Names)
+        {
             plan.Append(CultureInfo.InvariantCulture, $"  {name}:\n    context: {name}\n    tags: [{Tag(name)}]\n");
+            if (name == pushed) plan.Append("    output: both\n");
+        }
         File.WriteAllText(PlanPath, plan.ToString());
     }
 
