@@ -6,6 +6,7 @@ using LayerTool.Build.Planning;
 using LayerTool.Build.Progress;
 using LayerTool.Docker;
 using LayerTool.Docker.BuildKit;
+using LayerTool.Docker.Builds;
 using LayerTool.Docker.Sweep;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
@@ -208,13 +209,6 @@ internal sealed class BuildCommand : Command
         return Path.Combine(root, "layertool", "build");
     }
 
-    /// <summary>The squash engine behind COMPRESS and --squash; its base indexes are cached next to the build cache.</summary>
-    private static EngineSquashService CreateSquashService(DockerConnection connection, string? buildCacheDirectory) =>
-        new EngineSquashService(new DockerImageEngine(connection),
-            new EngineSquashSettings(buildCacheDirectory is null
-                ? Path.Combine(Path.GetTempPath(), "layertool-index")
-                : Path.Combine(Path.GetDirectoryName(buildCacheDirectory) ?? buildCacheDirectory, "index")));
-
     public static Task<int> ExecuteAsync(BuildOptions options, CliContext context, CancellationToken cancellationToken) =>
         ExecuteAsync(options, null, new BuilderSelection(BuilderChoice.Classic, "auto"), context, cancellationToken);
 
@@ -243,26 +237,9 @@ internal sealed class BuildCommand : Command
         options = options with { BuildId = options.BuildId ?? ProcessOwner.NewId() };
         var log = new BuildLog(context.Out, options.Progress, options.Quiet);
         // The builder is chosen against the engine that runs the build: with --dind, the inner one.
-        async Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token)
-        {
-            var dockerfile = await ReadDockerfileAsync(o, token).ConfigureAwait(false);
-            var useBuildKit = await ChooseBuildKitAsync(engine, o, dockerfile, builder.Choice, context, token).ConfigureAwait(false);
-            if (!useBuildKit)
-                return await new BuildExecutor(new DockerBuildEngine(engine), CreateSquashService(engine, o.CacheDirectory), null, o, log).BuildAsync(token).ConfigureAwait(false);
-            var progress = CreateProgress(o, builder.Progress, context);
-            try
-            {
-                using var backend = new BuildKitBackend(engine, new BuildKitBackendOptions(o.ContextDirectory, o.DockerfilePath, o.Pull), progress,
-                    warning => context.Error.WriteLine($"layertool: warning: {warning}"));
-                // As the seam's type: the planner's runner takes any backend.
-                IBuildBackend standard = backend;
-                return await RunPlanAsync(standard, engine, o, dockerfile, log, token).ConfigureAwait(false);
-            }
-            finally
-            {
-                (progress as IDisposable)?.Dispose();
-            }
-        }
+        Task<BuildResult> Build(DockerConnection engine, BuildOptions o, CancellationToken token) =>
+            ImageBuilds.BuildAsync(engine, o, ToEngineBuilder(builder.Choice),
+                new BuildReporting(log, () => CreateProgress(o, builder.Progress, context), notice => context.Error.WriteLine($"layertool: {notice}")), token);
         BuildResult result;
         if (dind is null)
         {
@@ -296,20 +273,6 @@ internal sealed class BuildCommand : Command
         return CommandErrors.Success;
     }
 
-    /// <summary>
-    /// Runs the Dockerfile on a standard-build backend: the planner compiles TAG, COMPRESS and --squash into
-    /// standard builds and squashes (one build when there are none), and the runner removes its temporary
-    /// tags on success, failure and Ctrl-C.
-    /// </summary>
-    private static async Task<BuildResult> RunPlanAsync(IBuildBackend backend, DockerConnection engine, BuildOptions options, string dockerfile, BuildLog log, CancellationToken cancellationToken)
-    {
-        var plan = BuildPlanner.Plan(dockerfile, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
-        var runner = new BuildPlanRunner(backend, CreateSquashService(engine, options.CacheDirectory), new DockerBuildEngine(engine), log) { PullBases = options.Pull };
-        var result = await runner.RunAsync(plan, cancellationToken).ConfigureAwait(false);
-        if (options.ImageIdFile is not null) await File.WriteAllTextAsync(options.ImageIdFile, result.ImageId, cancellationToken).ConfigureAwait(false);
-        return result;
-    }
-
     private static async Task<string> ReadDockerfileAsync(BuildOptions options, CancellationToken cancellationToken)
     {
         var path = options.DockerfilePath ?? Path.Combine(options.ContextDirectory, "Dockerfile");
@@ -317,39 +280,13 @@ internal sealed class BuildCommand : Command
         return await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// BuildKit or classic, decided before anything runs. Under auto, classic (with the reason, one line on
-    /// stderr) when the engine has no BuildKit, when the file uses what the engine's frontend lacks and the classic executor has; under buildkit each is an error instead.
-    /// </summary>
-    private static async Task<bool> ChooseBuildKitAsync(DockerConnection engine, BuildOptions options, string dockerfile, BuilderChoice choice, CliContext context, CancellationToken cancellationToken)
+    /// <summary>The library's name for a builder choice.</summary>
+    internal static EngineBuilder ToEngineBuilder(BuilderChoice choice) => choice switch
     {
-        if (choice == BuilderChoice.Classic) return false;
-        async Task<bool> Classic(string reason)
-        {
-            if (choice == BuilderChoice.BuildKit) throw new BuildException($"--builder buildkit: {reason}");
-            await context.Error.WriteLineAsync($"layertool: building with the classic builder: {reason}").ConfigureAwait(false);
-            return false;
-        }
-        var availability = await BuilderProbe.ProbeAsync(engine, cancellationToken).ConfigureAwait(false);
-        if (!availability.Available) return await Classic(availability.Reason).ConfigureAwait(false);
-        var version = FrontendCheck.ParseEngineVersion(engine.ServerVersion) ?? new Version(0, 0);
-        var gaps = FrontendCheck.Check(dockerfile, version);
-        var file = Path.GetFileName(options.DockerfilePath ?? "Dockerfile");
-        if (gaps.Count == 0)
-        {
-            // A Dockerfile that must travel in the context (rewritten by the planner, excluded by .dockerignore, or
-            // outside the context) would be copied by a COPY of the context's root: the classic executor builds it exactly.
-            var planned = options.Squash || LayerTool.Dockerfile.Syntax.DockerfileParser.ParseLenient(dockerfile).Instructions
-                .Any(n => n.Keyword is LayerTool.Dockerfile.Syntax.Keywords.Tag or LayerTool.Dockerfile.Syntax.Keywords.Compress);
-            if (BuildKitBackend.CopiesContextRoot(dockerfile) && BuildKitBackend.TravelsPrivately(new BuildKitBackendOptions(options.ContextDirectory, options.DockerfilePath), planned))
-                return await Classic(BuildKitBackend.PrivateDockerfileConflict(file)).ConfigureAwait(false);
-            return true;
-        }
-        if (choice == BuilderChoice.Auto && gaps.All(g => g.ClassicCan))
-            return await Classic($"the engine's BuildKit (Docker {engine.ServerVersion}) cannot read {file}: {string.Join("; ", gaps)}").ConfigureAwait(false);
-        throw new BuildException($"{file}: the engine's BuildKit (Docker {engine.ServerVersion}) cannot build this Dockerfile: {string.Join("; ", gaps)}"
-            + (gaps.Any(g => !g.ClassicCan) ? "" : "; --builder classic can"));
-    }
+        BuilderChoice.BuildKit => EngineBuilder.BuildKit,
+        BuilderChoice.Classic => EngineBuilder.Classic,
+        _ => EngineBuilder.Auto,
+    };
 
     /// <summary>The BuildKit progress renderer: quiet, json, plain, or tty (auto: tty when standard output is a terminal).</summary>
     private static IBuildKitProgress CreateProgress(BuildOptions options, string progress, CliContext context)

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using LayerTool.Build;
@@ -78,7 +77,8 @@ public sealed class DindSession : IAsyncDisposable
         if (endpoint is null || !string.Equals(endpoint.Scheme, "unix", StringComparison.OrdinalIgnoreCase))
             throw new EngineException($"a dind build needs an engine on this machine (a unix socket), not {endpoint?.ToString() ?? outer.EndpointDescription}: the inner daemon's socket is shared through a host directory");
 
-        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+        // An owner ID: the sweep at the start of a later run removes the container and its volume if this process is killed.
+        var id = Sweep.ProcessOwner.NewId();
         var owns = options.SocketDirectory is null;
         var directory = options.SocketDirectory ?? DefaultSocketDirectory(id);
         var session = new DindSession(outer, id, directory, owns, log);

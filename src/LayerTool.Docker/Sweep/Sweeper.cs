@@ -24,6 +24,7 @@ public sealed record SweepReport(IReadOnlyList<string> Containers, IReadOnlyList
 /// <item>export containers <c>layertool-export-ID</c> (<see cref="Images.DockerImageEngine"/>);</item>
 /// <item>build containers <c>layertool-build-ID-N</c> (the build ID is an owner ID; a label would be merged into the
 /// committed image by <c>POST /commit</c>, so the name carries it);</item>
+/// <item>dind build containers <c>layertool-dind-ID</c>, their volumes and their socket directories of the same name (<see cref="Dind.DindSession"/>);</item>
 /// <item>temp directories <c>layertool-tmp-ID</c>, where a run keeps every temp file (<see cref="CreateRunTempDirectory"/>);</item>
 /// <item>load pipes <c>layertool-ID/layer.tar</c> in the engine's import directories (<see cref="ReleasePipes"/>).</item>
 /// </list>
@@ -38,6 +39,9 @@ public static class Sweeper
 
     /// <summary>Prefix of an export container's name (<see cref="Images.DockerImageEngine"/>).</summary>
     public const string ExportPrefix = "layertool-export-";
+
+    /// <summary>Prefix of a dind build container's name and of its volume (<see cref="Dind.DindSession"/>).</summary>
+    public const string DindPrefix = "layertool-dind-";
 
     /// <summary>Prefix of a build container's name (as <c>BuildExecutor.ContainerNamePrefix</c>).</summary>
     public const string BuildPrefix = LayerTool.Build.Execution.BuildExecutor.ContainerNamePrefix;
@@ -80,6 +84,7 @@ public static class Sweeper
         string rest;
         if (name.StartsWith(ExportPrefix, StringComparison.Ordinal)) rest = name[ExportPrefix.Length..];
         else if (name.StartsWith(BuildPrefix, StringComparison.Ordinal)) rest = name[BuildPrefix.Length..];
+        else if (name.StartsWith(DindPrefix, StringComparison.Ordinal)) rest = name[DindPrefix.Length..];
         else return null;
         return ProcessOwner.TryParseId(rest, out var owner) ? owner : null;
     }
@@ -119,7 +124,8 @@ public static class Sweeper
         IEnumerable<string> candidates;
         try
         {
-            candidates = [.. Directory.EnumerateDirectories(tempRoot, TempPrefix + "*")];
+            // Run temp directories, and the socket directories of dind engines (DindSession), both named after their owner.
+            candidates = [.. Directory.EnumerateDirectories(tempRoot, TempPrefix + "*"), .. Directory.EnumerateDirectories(tempRoot, DindPrefix + "*")];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -129,7 +135,8 @@ public static class Sweeper
         foreach (var path in candidates)
         {
             var name = Path.GetFileName(path);
-            if (!ProcessOwner.TryParseId(name[TempPrefix.Length..], out var owner) || owner.State() != OwnerState.Gone) continue;
+            var prefix = name.StartsWith(TempPrefix, StringComparison.Ordinal) ? TempPrefix : DindPrefix;
+            if (!ProcessOwner.TryParseId(name[prefix.Length..], out var owner) || owner.State() != OwnerState.Gone) continue;
             if (TryDeleteDirectory(path)) removed.Add(path);
             else warnings.Add($"cannot remove {path}, left by a LayerTool process that was killed");
         }
@@ -148,7 +155,7 @@ public static class Sweeper
                 // The engine matches the filter as a regular expression against the name, which starts with '/'.
                 Filters = new Dictionary<string, IDictionary<string, bool>>
                 {
-                    ["name"] = new Dictionary<string, bool> { ["^/?layertool-(build|export)-"] = true },
+                    ["name"] = new Dictionary<string, bool> { ["^/?layertool-(build|export|dind)-"] = true },
                 },
             }, cancellationToken).ConfigureAwait(false);
         }
@@ -169,6 +176,8 @@ public static class Sweeper
             {
                 await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken)
                     .ConfigureAwait(false);
+                // A dind container keeps its engine's data in a named volume of its own name.
+                if (c.Name.StartsWith(DindPrefix, StringComparison.Ordinal)) await RemoveVolumeAsync(client, c.Name, cancellationToken).ConfigureAwait(false);
                 return c.Name;
             }
             catch (DockerContainerNotFoundException)
@@ -182,6 +191,17 @@ public static class Sweeper
             }
         });
         return [.. (await Task.WhenAll(removals).ConfigureAwait(false)).OfType<string>()];
+    }
+
+    private static async Task RemoveVolumeAsync(DockerClient client, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.Volumes.RemoveAsync(name, force: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
     }
 
     /// <summary>

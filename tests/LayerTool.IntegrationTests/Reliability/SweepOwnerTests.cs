@@ -86,13 +86,14 @@ public sealed class SweepOwnerTests : IDisposable
     }
 
     [Fact]
-    public void Container_names_tell_their_owner_only_for_export_and_build_containers()
+    public void Container_names_tell_their_owner_only_for_export_build_and_dind_containers()
     {
         var id = ProcessOwner.NewId();
         Sweeper.OwnerOfContainer($"/layertool-export-{id}").ShouldBe(Self);
         Sweeper.OwnerOfContainer($"layertool-build-{id}-3").ShouldBe(Self);
         Sweeper.OwnerOfContainer("/layertool-build-0a1b2c3d4e5f-3").ShouldBeNull("a build of the old format: no owner");
-        Sweeper.OwnerOfContainer($"/layertool-dind-{id}").ShouldBeNull();
+        Sweeper.OwnerOfContainer($"/layertool-dind-{id}").ShouldBe(Self);
+        Sweeper.OwnerOfContainer("/layertool-dind-0a1b2c3d4e5f").ShouldBeNull("a dind container of the old format: no owner");
         Sweeper.OwnerOfContainer($"/my-layertool-export-{id}").ShouldBeNull();
     }
 
