@@ -88,14 +88,3 @@ public sealed class EngineCollection : ICollectionFixture<EngineFixture>
 {
     public const string Name = "engine";
 }
-
-/// <summary>
-/// The kill loops (<see cref="Reliability.KillTests"/>): the same engine, their own collection, so their minutes of
-/// signals run beside the other engine tests. They start layertool processes of their own and look only at what
-/// those processes (named by PID) leave; the other tests look only at what they made themselves.
-/// </summary>
-[CollectionDefinition(Name)]
-public sealed class KillCollection : ICollectionFixture<EngineFixture>
-{
-    public const string Name = "engine-kills";
-}

@@ -174,8 +174,19 @@ public static class Sweeper
         {
             try
             {
-                await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken)
-                    .ConfigureAwait(false);
+                try
+                {
+                    await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken)
+                        .ConfigureAwait(false);
+                }
+                catch (DockerApiException e) when (e.StatusCode != System.Net.HttpStatusCode.NotFound && e.StatusCode != System.Net.HttpStatusCode.Conflict)
+                {
+                    // A process killed a moment ago may still have a request under way in the engine (an export holding
+                    // the container's filesystem): once more, shortly after, before calling it a failure.
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+                    await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken)
+                        .ConfigureAwait(false);
+                }
                 // A dind container keeps its engine's data in a named volume of its own name.
                 if (c.Name.StartsWith(DindPrefix, StringComparison.Ordinal)) await RemoveVolumeAsync(client, c.Name, cancellationToken).ConfigureAwait(false);
                 return c.Name;
@@ -183,6 +194,11 @@ public static class Sweeper
             catch (DockerContainerNotFoundException)
             {
                 return c.Name; // gone already (another run swept it at the same time)
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict
+                && e.ResponseBody?.Contains("already in progress", StringComparison.OrdinalIgnoreCase) == true)
+            {
+                return c.Name; // another run is removing it at this moment
             }
             catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException)
             {

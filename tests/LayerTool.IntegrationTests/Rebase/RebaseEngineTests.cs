@@ -35,7 +35,9 @@ public sealed class RebaseEngineTests(EngineFixture engine) : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        var leaked = await _h.DockerAsync("ps", "-aq", "--filter", $"label={LayerTool.Docker.Images.DockerImageEngine.ExportLabel}", "--filter", $"label={EngineFixture.TestLabel}");
+        // This process's export containers only (named for their owner): the kill loops run beside these tests.
+        var leaked = await _h.DockerAsync("ps", "-aq", "--filter", $"label={LayerTool.Docker.Images.DockerImageEngine.ExportLabel}",
+            "--filter", $"name=^/layertool-export-{Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)}\\.");
         await _h.DisposeAsync();
         leaked.Trim().ShouldBe("", "export containers must always be removed");
     }

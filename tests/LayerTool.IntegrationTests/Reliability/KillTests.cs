@@ -41,7 +41,7 @@ public sealed class KillImageFixture : IAsyncLifetime
 /// phase is <c>LAYERTOOL_KILL_LOOP</c> (default 20, what issue 14 asks for); with <c>LAYERTOOL_KILL_REPORT</c> set to a
 /// file, each phase appends its figures there (docs/reliability.md has them).
 /// </summary>
-[Collection(KillCollection.Name)]
+[Collection(EngineCollection.Name)]
 public sealed class KillTests : IClassFixture<KillImageFixture>, IDisposable
 {
     /// <summary>How long after the signal the process may take to exit (its clean-up included). Generous for a
