@@ -90,25 +90,18 @@ internal static partial class YamlText
         foreach (var item in list.Items)
         {
             text.Append(' ', indent).Append('-');
-            switch (item)
+            if (item is YamlMap { Entries.Count: > 0 } m)
             {
-                case YamlMap { Entries.Count: > 0 } m:
-                    // The first entry on the dash's line, the others below it.
-                    var (firstKey, firstValue) = m.Entries[0];
-                    text.Append(' ').Append(Scalar(firstKey)).Append(':');
-                    WriteAfterKey(text, firstValue, indent + 2);
-                    WriteMapBody(text, new YamlMap([.. m.Entries.Skip(1)]), indent + 2);
-                    break;
-                case YamlList { Items.Count: > 0 } l:
-                    text.Append('\n');
-                    WriteListBody(text, l, indent + 2);
-                    break;
-                case YamlString { Block: true } s when s.Value.Contains('\n', StringComparison.Ordinal):
-                    WriteBlock(text, s.Value, indent + 2);
-                    break;
-                default:
-                    text.Append(' ').Append(Inline(item)).Append('\n');
-                    break;
+                // The first entry on the dash's line, the others below it.
+                var (firstKey, firstValue) = m.Entries[0];
+                text.Append(' ').Append(Scalar(firstKey)).Append(':');
+                WriteAfterKey(text, firstValue, indent + 2);
+                WriteMapBody(text, new YamlMap([.. m.Entries.Skip(1)]), indent + 2);
+            }
+            else
+            {
+                // Anything else follows the dash as a value follows its key.
+                WriteAfterKey(text, item, indent);
             }
         }
     }
