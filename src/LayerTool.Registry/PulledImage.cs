@@ -70,9 +70,17 @@ public sealed class CachedLayer : IBlobLayer
         return new VerifyingStream(OpenFile(), Descriptor.Digest, Descriptor.Size, $"{_what} (blob {Descriptor.Digest})");
     }
 
-    public Stream Open(CancellationToken cancellationToken)
+    public Stream Open(CancellationToken cancellationToken) =>
+        OpenTar(OpenBlob(cancellationToken), DiffId, _what,
+            message => new ImageFormatException(message + "."));
+
+    /// <summary>
+    /// The tar in a layer blob (any stream of its stored bytes): gzip or zstd undone, told by the first bytes, and the
+    /// diff ID checked at the end. <paramref name="unsupported"/> makes the error for another compression; the blob is
+    /// disposed when this throws.
+    /// </summary>
+    internal static Stream OpenTar(Stream blob, Digest diffId, string what, Func<string, Exception> unsupported)
     {
-        var blob = OpenBlob(cancellationToken);
         try
         {
             var compression = LayerCompression.Detect(blob, out var rewound);
@@ -81,9 +89,9 @@ public sealed class CachedLayer : IBlobLayer
                 Compression.None => rewound,
                 Compression.Gzip => new GZipStream(rewound, CompressionMode.Decompress, leaveOpen: false),
                 Compression.Zstd => new ZstdSharp.DecompressionStream(rewound, leaveOpen: false),
-                _ => throw new ImageFormatException($"{_what}: the layer is {compression.ToString().ToLowerInvariant()}-compressed, which LayerTool cannot read (gzip, zstd and uncompressed layers are)."),
+                _ => throw unsupported($"{what}: the layer is {compression.ToString().ToLowerInvariant()}-compressed, which LayerTool cannot read (gzip, zstd and uncompressed layers are)"),
             };
-            return new VerifyingStream(tar, DiffId, null, $"{_what} (diff ID)");
+            return new VerifyingStream(tar, diffId, null, $"{what} (diff ID)");
         }
         catch
         {

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
@@ -249,23 +248,7 @@ public sealed class RegistryRebaser
         if (_client.Cache.TryGet(descriptor, out var path))
             return (new CachedLayer(path, descriptor, layer.DiffId, what).Open(cancellationToken), false);
         var blob = await _client.OpenBlobStreamAsync(repository, descriptor, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var compression = LayerCompression.Detect(blob, out var rewound);
-            Stream tar = compression switch
-            {
-                Compression.None => rewound,
-                Compression.Gzip => new GZipStream(rewound, CompressionMode.Decompress, leaveOpen: false),
-                Compression.Zstd => new ZstdSharp.DecompressionStream(rewound, leaveOpen: false),
-                _ => throw new RegistryException($"{what}: the layer is {compression.ToString().ToLowerInvariant()}-compressed, which LayerTool cannot read (gzip, zstd and uncompressed layers are)"),
-            };
-            return (new VerifyingStream(tar, layer.DiffId, null, $"{what} (diff ID)"), true);
-        }
-        catch
-        {
-            await blob.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return (CachedLayer.OpenTar(blob, layer.DiffId, what, message => new RegistryException(message)), true);
     }
 
     /// <summary>
