@@ -8,7 +8,8 @@ namespace LayerTool.Build.Planning;
 /// <param name="BuildId">Names this plan's temporary tags (<c>layertool-plan-&lt;id&gt;-&lt;n&gt;:tmp</c>).</param>
 /// <param name="FileName">The Dockerfile's name, for messages (<c>Dockerfile:7: ...</c>).</param>
 /// <param name="Target">The stage the plan ends with (its name, or its index when it has none).</param>
-/// <param name="Steps">The steps, in order; the last one's output is the build's result.</param>
+/// <param name="Steps">The steps, in order; the one whose output is <see cref="PlanOutput.Final"/> gives the build's result
+/// (the last step, unless TAGs replayed under <c>--no-cache</c> follow it).</param>
 /// <param name="Tags">The final image's tags (<c>-t</c>), given by the last step.</param>
 /// <param name="SourceText">The user's Dockerfile, which the generated ones are compared with when printed.</param>
 public sealed record BuildPlan(string BuildId, string FileName, string Target, IReadOnlyList<PlanStep> Steps, IReadOnlyList<string> Tags, string SourceText)
@@ -16,6 +17,9 @@ public sealed record BuildPlan(string BuildId, string FileName, string Target, I
     /// <summary>Every temporary tag a step gives its output: all are removed when the plan ends, whatever the outcome.</summary>
     public IReadOnlyList<string> TemporaryTags =>
         [.. Steps.SelectMany(s => s.Output == PlanOutput.Temporary ? s.Tags : s.Tags.Where(IsTemporary))];
+
+    /// <summary>The step that gives the build's result.</summary>
+    public int FinalStep => Steps.Last(s => s.Output == PlanOutput.Final).Index;
 
     /// <summary>Whether <paramref name="tag"/> is one of this plan's temporary tags (a TAG step under --no-cache has one beside the user's).</summary>
     public bool IsTemporary(string tag) =>
@@ -79,7 +83,14 @@ public abstract record PlanStep(int Index, PlanStepKind Kind, string Description
 
 /// <summary>A standard build; <see cref="Build"/> is what the backend gets (its Tags are <see cref="PlanStep.Tags"/>).</summary>
 public sealed record PlanBuild(int Index, string Description, string Stage, int? Line, PlanOutput Output, StandardBuild Build)
-    : PlanStep(Index, PlanStepKind.Build, Description, Stage, Line, Output, Build.Tags);
+    : PlanStep(Index, PlanStepKind.Build, Description, Stage, Line, Output, Build.Tags)
+{
+    /// <summary>
+    /// Under <c>--no-cache</c>, the earlier step whose build ran this build's steps without the cache: this one (a TAG) replays
+    /// them from that build's fresh cache records, so its steps are not counted again.
+    /// </summary>
+    public int? ReplayOf { get; init; }
+}
 
 /// <summary>
 /// Squashes <see cref="Image"/> onto <see cref="Base"/> (COMPRESS, <c>--squash</c>); <see cref="BaseDescription"/>

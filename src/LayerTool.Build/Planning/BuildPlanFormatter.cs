@@ -38,6 +38,7 @@ public static class BuildPlanFormatter
                 case PlanBuild b:
                 {
                     sb.Append(CultureInfo.InvariantCulture, $"       target {b.Build.Target ?? "(last stage)"}; gives {output}");
+                    if (b.ReplayOf is { } covering) sb.Append(CultureInfo.InvariantCulture, $"; replays step {covering + 1}'s fresh cache");
                     if (b.Build.Labels.Count > 0) sb.Append(CultureInfo.InvariantCulture, $"; labels {string.Join(' ', b.Build.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => l.Key + "=" + l.Value))}");
                     sb.Append('\n');
                     var generated = b.Build.Dockerfile.Split('\n');
@@ -109,6 +110,7 @@ public static class BuildPlanFormatter
                         Map(json, "labels", b.Build.Labels);
                         if (b.Build.NetworkMode is { } n) json.WriteString("network", n);
                         json.WriteBoolean("noCache", b.Build.NoCache);
+                        if (b.ReplayOf is { } covering) json.WriteNumber("replayOf", covering + 1);
                         json.WriteString("dockerfile", b.Build.Dockerfile);
                         break;
                     case PlanSquash s:

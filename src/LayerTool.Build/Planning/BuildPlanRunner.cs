@@ -51,8 +51,11 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
                         var build = b.Build.RecordBaseOf is { } recorded ? await WithBaseLabelsAsync(b.Build, recorded, cancellationToken).ConfigureAwait(false) : b.Build;
                         var r = await _backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
                         ids[step.Index] = r.ImageId;
-                        steps += r.Steps;
-                        cached += r.CachedSteps;
+                        if (b.ReplayOf is null)
+                        {
+                            steps += r.Steps;
+                            cached += r.CachedSteps;
+                        }
                         break;
                     }
                     case PlanSquash s:
@@ -79,12 +82,12 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
                 }
             }
             succeeded = true;
-            var final = ids[^1]!;
+            var final = ids[plan.FinalStep]!;
             return new BuildResult(final, plan.Tags, tagged, compressions, steps, cached);
         }
         finally
         {
-            await CleanupAsync(plan, succeeded ? ids[^1] : null).ConfigureAwait(false);
+            await CleanupAsync(plan, succeeded ? ids[plan.FinalStep] : null).ConfigureAwait(false);
         }
     }
 

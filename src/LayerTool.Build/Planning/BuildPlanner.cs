@@ -94,6 +94,8 @@ internal sealed class PlanCompiler
         foreach (var stage in _model.Stages.Where(s => needed.Contains(s.Index)))
             CompileStage(stage, stage.Index == target.Index);
         Finish(target);
+        // A TAG no later build covered (none should be left: every stage compiled is built by a later build) runs alone.
+        foreach (var replay in _replays) AddReplay(replay, null);
         return new BuildPlan(_buildId, File, target.DisplayName, [.. _steps], [.. UserTags], string.Join('\n', _lines));
     }
 
@@ -149,15 +151,15 @@ internal sealed class PlanCompiler
                         var built = AddBuild(stage, line, $"stage {stage.DisplayName} up to TAG ({File}:{line})", line, PlanOutput.Temporary, [], labels: false);
                         AddConfig(PlanStepKind.RestoreOnBuild, description, stage, line, PlanOutput.Tag, refs, PlanImage.FromStep(built), PlanImage.FromStep(status.LastSquash!.Value));
                     }
-                    else if (_options.NoCache && !onbuildSeen)
+                    else if (_options.NoCache)
                     {
-                        // Without the cache, a later build of the whole stage would run the TAG'd steps again (and
-                        // give different RUN results than the TAG'd image holds). The rest of the stage goes on FROM
-                        // the TAG'd image instead, under a temporary tag of its own, as after a COMPRESS: each step
-                        // runs once, and the final image is built on the very layers that were tagged.
-                        var temporary = BuildPlanner.TemporaryTag(_buildId, _steps.Count);
-                        AddBuild(stage, line, description, line, PlanOutput.Tag, [.. refs, temporary], labels: false);
-                        status.Continuation = (temporary, line);
+                        // Without the cache, a TAG build before the rest would run the TAG'd steps, and a later build
+                        // of the whole stage would run them again (with other RUN results than the TAG'd image holds).
+                        // So the TAG waits for the next build that runs these steps without the cache, and replays
+                        // them from its fresh cache records right after it (BuildKit takes a step's newest record):
+                        // each step runs once, the TAG'd image is the first layers of that build, and it costs one
+                        // cached solve.
+                        _replays.Add(new PendingReplay(stage, line, description, refs, Generate(stage, line)));
                     }
                     else
                     {
@@ -353,7 +355,37 @@ internal sealed class PlanCompiler
             RecordBaseOf = labels && _options.RecordBase && !BaseLabels.UserSets(_labels, string.Join('\n', _lines)) ? RootBase(stage) : null,
         };
         _steps.Add(new PlanBuild(index, description, stage.DisplayName, line, output, build));
+        AddReplays(index, stage, truncateAt);
         return index;
+    }
+
+    /// <summary>A TAG under <c>--no-cache</c> waiting for the build that runs its steps (its Dockerfile made when it was met).</summary>
+    private sealed record PendingReplay(Stage Stage, int Line, string Description, IReadOnlyList<string> References, string Dockerfile);
+
+    private readonly List<PendingReplay> _replays = [];
+
+    /// <summary>
+    /// After build <paramref name="covering"/> (of <paramref name="stage"/> up to <paramref name="truncateAt"/>), the waiting
+    /// TAGs whose steps it ran: the same stage past the TAG's line, or a stage it builds whole. Each becomes a cached build of
+    /// the truncated stage, which replays those steps from the records just made.
+    /// </summary>
+    private void AddReplays(int covering, Stage stage, int truncateAt)
+    {
+        if (_replays.Count == 0) return;
+        var needed = NeededNow(stage, truncateAt);
+        foreach (var replay in _replays.Where(r => r.Stage.Index == stage.Index ? truncateAt > r.Line : needed.Contains(r.Stage.Index)).ToList())
+        {
+            _replays.Remove(replay);
+            AddReplay(replay, covering);
+        }
+    }
+
+    private void AddReplay(PendingReplay replay, int? covering)
+    {
+        var index = _steps.Count;
+        var build = new StandardBuild(index, replay.Description, replay.Dockerfile, replay.Stage.Name, _buildArgs, replay.References,
+            new Dictionary<string, string>(), _options.NetworkMode, NoCache: covering is null);
+        _steps.Add(new PlanBuild(index, replay.Description, replay.Stage.DisplayName, replay.Line, PlanOutput.Tag, build) { ReplayOf = covering });
     }
 
     private int AddSquash(string description, Stage stage, int? line, PlanOutput output, IReadOnlyList<string> tags, PlanImage image, PlanImage baseImage, string baseName)

@@ -97,24 +97,31 @@ internal sealed class ContextSpool : IDisposable
         !OperatingSystem.IsLinux() || Overlay2.NativeFs.Lstat(Overlay2.NativeFs.Z(System.Text.Encoding.UTF8.GetBytes(f.FullName))) is { IsRegular: true };
 
     /// <summary>
-    /// The upload for one build: the spooled entries, then <paramref name="extraName"/> with
-    /// <paramref name="extraContent"/> (when given), then the end of the archive. Read-only, forward-only.
+    /// The upload for one build: the spooled entries, then <paramref name="extra"/> (context path and content, with
+    /// their directories; epoch times, so that the same files make the same bytes), then the end of the archive.
+    /// Read-only, forward-only.
     /// </summary>
-    public Stream Open(string? extraName, byte[]? extraContent)
+    public Stream Open(IReadOnlyList<KeyValuePair<string, byte[]>> extra)
     {
+        ArgumentNullException.ThrowIfNull(extra);
         var tail = new MemoryStream();
         using (var writer = new TarWriter(tail, TarEntryFormat.Gnu, leaveOpen: true))
         {
-            if (extraName is not null && extraContent is not null)
+            var directories = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (name, content) in extra)
             {
-                var directory = Path.GetDirectoryName(extraName)?.Replace('\\', '/');
-                if (!string.IsNullOrEmpty(directory))
-                    writer.WriteEntry(new GnuTarEntry(TarEntryType.Directory, directory + "/") { Mode = (UnixFileMode)0x1ED, ModificationTime = DateTimeOffset.UnixEpoch });
-                writer.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, extraName)
+                var parts = name.Split('/');
+                for (var i = 1; i < parts.Length; i++)
+                {
+                    var directory = string.Join('/', parts[..i]) + "/";
+                    if (directories.Add(directory))
+                        writer.WriteEntry(new GnuTarEntry(TarEntryType.Directory, directory) { Mode = (UnixFileMode)0x1ED, ModificationTime = DateTimeOffset.UnixEpoch });
+                }
+                writer.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, name)
                 {
                     Mode = (UnixFileMode)0x1A4,
                     ModificationTime = DateTimeOffset.UnixEpoch,
-                    DataStream = new MemoryStream(extraContent),
+                    DataStream = new MemoryStream(content),
                 });
             }
         }

@@ -54,11 +54,13 @@ public static class ImageBuilds
         var progress = reporting.CreateProgress();
         try
         {
-            using var backend = new BuildKitBackend(engine, new BuildKitBackendOptions(options.ContextDirectory, options.DockerfilePath, options.Pull), progress,
+            var plan = BuildPlanner.Plan(dockerfile, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
+            var planned = plan.Steps.OfType<PlanBuild>().Select(b => b.Build.Dockerfile).ToList();
+            using var backend = new BuildKitBackend(engine, new BuildKitBackendOptions(options.ContextDirectory, options.DockerfilePath, options.Pull, planned), progress,
                 warning => reporting.Notice($"warning: {warning}"));
             // As the seam's type: the planner's runner takes any backend.
             IBuildBackend standard = backend;
-            return await RunPlanAsync(standard, engine, options, dockerfile, reporting.Log, cancellationToken).ConfigureAwait(false);
+            return await RunPlanAsync(standard, plan, engine, options, reporting.Log, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -78,9 +80,8 @@ public static class ImageBuilds
     /// standard builds and squashes (one build when there are none), and the runner removes its temporary
     /// tags on success, failure and Ctrl-C.
     /// </summary>
-    private static async Task<BuildResult> RunPlanAsync(IBuildBackend backend, DockerConnection engine, BuildOptions options, string dockerfile, BuildLog log, CancellationToken cancellationToken)
+    private static async Task<BuildResult> RunPlanAsync(IBuildBackend backend, BuildPlan plan, DockerConnection engine, BuildOptions options, BuildLog log, CancellationToken cancellationToken)
     {
-        var plan = BuildPlanner.Plan(dockerfile, options, Path.GetFileName(options.DockerfilePath ?? "Dockerfile"));
         var runner = new BuildPlanRunner(backend, CreateSquashService(engine, options.CacheDirectory), new DockerBuildEngine(engine), log) { PullBases = options.Pull };
         var result = await runner.RunAsync(plan, cancellationToken).ConfigureAwait(false);
         if (options.ImageIdFile is not null) await File.WriteAllTextAsync(options.ImageIdFile, result.ImageId, cancellationToken).ConfigureAwait(false);
