@@ -1,5 +1,6 @@
-using LayerTool.Build.Engine;
+using LayerTool.Docker;
 using LayerTool.Image;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build;
 

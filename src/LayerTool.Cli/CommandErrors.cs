@@ -1,4 +1,5 @@
 using LayerTool.Dockerfile;
+using LayerTool.Docker;
 
 namespace LayerTool.Cli;
 
@@ -45,7 +46,7 @@ public static class CommandErrors
         typeof(DockerfileException),
         typeof(CliException),
         typeof(LayerTool.Build.BuildException),
-        typeof(LayerTool.Build.EngineException),
+        typeof(LayerTool.Docker.EngineException),
         typeof(LayerTool.Image.ImageFormatException),
         typeof(UnauthorizedAccessException),
         typeof(IOException),

@@ -5,11 +5,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using LayerTool.Build;
-using LayerTool.Build.Engine;
+using LayerTool.Docker.Images;
+using LayerTool.Image;
+using ContainerConfig = LayerTool.Image.ContainerConfig;
 using LayerTool.Image.Formats;
-using BuildConfig = LayerTool.Build.Engine.ContainerConfig;
-using BuildHealth = LayerTool.Build.Engine.HealthConfig;
 
 namespace LayerTool.Docker;
 
@@ -33,10 +32,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             try
             {
                 var image = await Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
-                return new EngineImage(image.ID, FromDocker(image.Config), image.RootFS?.Layers?.ToList() ?? [], image.Size)
-                {
-                    RepoDigests = image.RepoDigests?.ToList() ?? [],
-                };
+                return EngineImage.From(image);
             }
             catch (DockerImageNotFoundException)
             {
@@ -127,7 +123,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         return error;
     }
 
-    public Task<string> CreateContainerAsync(LayerTool.Build.Engine.ContainerSpec spec, CancellationToken cancellationToken) =>
+    public Task<string> CreateContainerAsync(ContainerSpec spec, CancellationToken cancellationToken) =>
         Call("create a build container", async () =>
         {
             ArgumentNullException.ThrowIfNull(spec);
@@ -136,16 +132,16 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             {
                 Image = spec.Image,
                 Name = spec.Name,
-                User = c.User,
-                Env = [.. c.Env],
+                User = c.User ?? "",
+                Env = [.. c.Env ?? []],
                 Cmd = c.Cmd?.ToList()!,
                 Entrypoint = c.Entrypoint?.ToList()!,
-                WorkingDir = c.WorkingDir,
-                ExposedPorts = c.ExposedPorts.ToDictionary(x => x, _ => default(EmptyStruct)),
-                Volumes = c.Volumes.ToDictionary(x => x, _ => default(EmptyStruct)),
-                Labels = c.Labels.ToDictionary(),
-                Healthcheck = ToDocker(c.Healthcheck)!,
-                StopSignal = c.StopSignal,
+                WorkingDir = c.WorkingDir ?? "",
+                ExposedPorts = DockerConfigs.Keys(c.ExposedPorts),
+                Volumes = DockerConfigs.Keys(c.Volumes),
+                Labels = DockerConfigs.Labels(c.Labels),
+                Healthcheck = DockerConfigs.ToDocker(c.Healthcheck)!,
+                StopSignal = c.StopSignal ?? "",
                 Shell = c.Shell?.ToList(),
                 OnBuild = c.OnBuild?.ToList(),
                 AttachStdout = true,
@@ -192,7 +188,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             return r.StatusCode;
         });
 
-    public Task<string> CommitAsync(string containerId, BuildConfig config, string? author, CancellationToken cancellationToken) =>
+    public Task<string> CommitAsync(string containerId, ContainerConfig config, string? author, CancellationToken cancellationToken) =>
         Call("commit a build step", async () =>
         {
             ArgumentNullException.ThrowIfNull(config);
@@ -201,16 +197,16 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
                 ContainerID = containerId,
                 Author = author,
                 Pause = false,
-                User = config.User,
-                Env = [.. config.Env],
+                User = config.User ?? "",
+                Env = [.. config.Env ?? []],
                 Cmd = config.Cmd?.ToList()!,
                 Entrypoint = config.Entrypoint?.ToList()!,
-                WorkingDir = config.WorkingDir,
-                ExposedPorts = config.ExposedPorts.ToDictionary(x => x, _ => default(EmptyStruct)),
-                Volumes = config.Volumes.ToDictionary(x => x, _ => default(EmptyStruct)),
-                Labels = config.Labels.ToDictionary(),
-                Healthcheck = ToDocker(config.Healthcheck)!,
-                StopSignal = config.StopSignal,
+                WorkingDir = config.WorkingDir ?? "",
+                ExposedPorts = DockerConfigs.Keys(config.ExposedPorts),
+                Volumes = DockerConfigs.Keys(config.Volumes),
+                Labels = DockerConfigs.Labels(config.Labels),
+                Healthcheck = DockerConfigs.ToDocker(config.Healthcheck)!,
+                StopSignal = config.StopSignal ?? "",
                 Shell = config.Shell?.ToList(),
                 OnBuild = config.OnBuild?.ToList(),
             };
@@ -461,39 +457,6 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         var colon = reference.LastIndexOf(':');
         return colon > slash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
     }
-
-    private static BuildConfig FromDocker(DockerOCIImageConfig? c)
-    {
-        if (c is null) return new BuildConfig();
-        return new BuildConfig
-        {
-            User = c.User ?? "",
-            Env = c.Env?.ToList() ?? [],
-            Cmd = c.Cmd?.ToList(),
-            Entrypoint = c.Entrypoint?.ToList(),
-            WorkingDir = c.WorkingDir ?? "",
-            ExposedPorts = c.ExposedPorts?.Keys.Order(StringComparer.Ordinal).ToList() ?? [],
-            Volumes = c.Volumes?.Keys.Order(StringComparer.Ordinal).ToList() ?? [],
-            Labels = c.Labels is null ? new Dictionary<string, string>() : new Dictionary<string, string>(c.Labels),
-            Healthcheck = c.Healthcheck is null ? null : new BuildHealth(c.Healthcheck.Test?.ToList(),
-                Nanos(c.Healthcheck.Interval), Nanos(c.Healthcheck.Timeout), Nanos(c.Healthcheck.StartPeriod), (int)(c.Healthcheck.Retries ?? 0)),
-            StopSignal = c.StopSignal ?? "",
-            Shell = c.Shell?.ToList(),
-            OnBuild = c.OnBuild?.ToList(),
-            ArgsEscaped = c.ArgsEscaped ?? false,
-        };
-    }
-
-    private static long Nanos(TimeSpan? t) => t is null ? 0 : t.Value.Ticks * 100;
-
-    private static HealthcheckConfig? ToDocker(BuildHealth? h) => h is null ? null : new HealthcheckConfig
-    {
-        Test = h.Test?.ToList(),
-        Interval = TimeSpan.FromTicks(h.Interval / 100),
-        Timeout = TimeSpan.FromTicks(h.Timeout / 100),
-        StartPeriod = TimeSpan.FromTicks(h.StartPeriod / 100),
-        Retries = h.Retries,
-    };
 
     private static async Task Call(string what, Func<Task> action) =>
         await Call(what, async () => { await action().ConfigureAwait(false); return true; }).ConfigureAwait(false);

@@ -1,5 +1,4 @@
 using Docker.DotNet;
-using LayerTool.Build;
 
 namespace LayerTool.Docker;
 

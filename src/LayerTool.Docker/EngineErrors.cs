@@ -7,7 +7,7 @@ namespace LayerTool.Docker;
 /// Engine failures in words a user can act on, shared by every adapter in this project (builds, images,
 /// squash): the engine's own message for a refusal, and what happened to the connection when it was lost.
 /// </summary>
-internal static class EngineErrors
+public static class EngineErrors
 {
     /// <summary>The engine's error: the <c>message</c> of its JSON body, else the body, else the exception's message; one line.</summary>
     public static string Message(DockerApiException e)

@@ -1,7 +1,9 @@
-using LayerTool.Build.Engine;
+using LayerTool.Image;
+using LayerTool.Docker;
 using LayerTool.Build.Execution;
 using LayerTool.Build.Planning;
 using SquashConfig = LayerTool.Image.SquashConfig;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Tests;
 
@@ -14,7 +16,7 @@ public sealed class BaseLabelsTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     private static EngineImage Image(string id, params string[] repoDigests) =>
-        new(id, new ContainerConfig(), [], 1) { RepoDigests = repoDigests };
+        FakeEngine.Image(id, new ContainerConfig(), [], 1) with { RepoDigests = repoDigests };
 
     [Fact]
     public void The_digest_is_the_references_repo_digest_else_the_first_else_the_image_id()
@@ -61,7 +63,7 @@ public sealed class BaseLabelsTests : IDisposable
         var options = new BuildOptions(_dir, Tags: ["final:1"]) { RecordBase = true };
         var result = await new BuildExecutor(_engine, null, null, options, new BuildLog(output, ProgressMode.Plain, false)).BuildAsync(CancellationToken.None);
 
-        var labels = _engine.Images[result.ImageId].Config.Labels;
+        var labels = _engine.Images[result.ImageId].Config.Labels!;
         labels[SquashConfig.BaseNameLabel].ShouldBe("busybox");
         labels[SquashConfig.BaseDigestLabel].ShouldBe("sha256:3333333333333333333333333333333333333333333333333333333333333333");
         labels["k"].ShouldBe("v");
@@ -69,6 +71,6 @@ public sealed class BaseLabelsTests : IDisposable
         output.ToString().ShouldContain($"Recording the base image: LABEL \"{SquashConfig.BaseDigestLabel}\"='sha256:3333333333333333333333333333333333333333333333333333333333333333' \"{SquashConfig.BaseNameLabel}\"='busybox'");
 
         var plain = await new BuildExecutor(_engine, null, null, new BuildOptions(_dir), new BuildLog(new StringWriter(), ProgressMode.Plain, false)).BuildAsync(CancellationToken.None);
-        _engine.Images[plain.ImageId].Config.Labels.ShouldNotContainKey(SquashConfig.BaseNameLabel);
+        (_engine.Images[plain.ImageId].Config.Labels ?? new Dictionary<string, string>()).ShouldNotContainKey(SquashConfig.BaseNameLabel);
     }
 }

@@ -1,6 +1,8 @@
-using LayerTool.Build.Engine;
+using LayerTool.Image;
+using LayerTool.Docker;
 using LayerTool.Build.Execution;
-using LayerTool.Build.Squash;
+using LayerTool.Docker.Squash;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Tests;
 
@@ -49,14 +51,14 @@ public sealed class BuildExecutorTests : IDisposable
             """);
         var c = ConfigOf(r.ImageId);
         c.Env.ShouldBe(["PATH=/bin", "A=1", "B=two words", "C=1-x"]);
-        c.Labels["l1"].ShouldBe("v1");
+        c.Labels!["l1"].ShouldBe("v1");
         c.Labels["l 2"].ShouldBe("v 2");
         c.ExposedPorts.ShouldBe(["53/udp", "80/tcp", "8000/tcp", "8001/tcp"], ignoreOrder: true);
         c.User.ShouldBe("user");
         c.WorkingDir.ShouldBe("/app/sub");
         c.StopSignal.ShouldBe("SIGQUIT");
         c.Healthcheck!.Test.ShouldBe(["CMD-SHELL", "true"]);
-        c.Healthcheck.Interval.ShouldBe(5_000_000_000);
+        c.Healthcheck.Interval.ShouldBe(TimeSpan.FromSeconds(5));
         c.Healthcheck.Retries.ShouldBe(2);
         c.OnBuild.ShouldBe(["RUN echo hi"]);
         c.Cmd.ShouldBe(["sh"]);
@@ -108,7 +110,7 @@ public sealed class BuildExecutorTests : IDisposable
         _engine.CanReplace = false;
         var (r, _) = await BuildAsync("FROM busybox\nARG V=\"it's\"\nRUN echo $V\nRUN [\"env\"]\n");
         _engine.Created.Single(c => c.Config.Cmd?.Count == 3).Config.Cmd![^1].ShouldBe("export V='it'\\''s'; echo $V");
-        _engine.Created.ShouldAllBe(c => c.Config.Env.SequenceEqual(new[] { "PATH=/bin" }));
+        _engine.Created.ShouldAllBe(c => (c.Config.Env ?? Array.Empty<string>()).SequenceEqual(new[] { "PATH=/bin" }));
         _engine.Replacements.ShouldBeEmpty();
         ConfigOf(r.ImageId).Env.ShouldBe(["PATH=/bin"]);
     }
@@ -139,7 +141,7 @@ public sealed class BuildExecutorTests : IDisposable
         await BuildAsync("FROM busybox\nENV A=1\nLABEL x=y\nRUN true\n");
         var last = _engine.Commits[^1].Config;
         last.Env.ShouldBe(["PATH=/bin", "A=1"]);
-        last.Labels["x"].ShouldBe("y");
+        last.Labels!["x"].ShouldBe("y");
         last.Cmd.ShouldBe(["sh"]);
     }
 
@@ -192,7 +194,7 @@ public sealed class BuildExecutorTests : IDisposable
         var (r, _) = await BuildAsync("FROM busybox\nRUN a\nRUN b\nCOMPRESS\nENV AFTER=1\n", squash: squash);
         squash.Requests.Single().Base.ShouldBe(_engine.Tags["busybox:latest"]);
         var squashed = squash.Results.Single();
-        _engine.Images[r.ImageId].Layers.Take(2).ShouldBe(_engine.Images[squashed].Layers);
+        _engine.Images[r.ImageId].DiffIds.Take(2).ShouldBe(_engine.Images[squashed].DiffIds);
         r.Compressions.Single().LayersAfter.ShouldBe(2);
     }
 
@@ -295,7 +297,7 @@ public sealed class BuildExecutorTests : IDisposable
     {
         var (r, _) = await BuildAsync("FROM busybox AS base\nONBUILD ENV TRIGGERED=yes\nFROM base\nENV AFTER=1\n");
         var c = ConfigOf(r.ImageId);
-        c.Env.ShouldContain("TRIGGERED=yes");
+        c.Env!.ShouldContain("TRIGGERED=yes");
         (c.OnBuild ?? []).ShouldBeEmpty();
     }
 
@@ -304,7 +306,7 @@ public sealed class BuildExecutorTests : IDisposable
     {
         var iid = Path.Combine(_dir, "iid");
         var (r, _) = await BuildAsync("FROM busybox\nRUN x\n", new BuildOptions(_dir, Labels: new Dictionary<string, string> { ["k"] = "v" }, ImageIdFile: iid, Tags: ["t:1"]));
-        ConfigOf(r.ImageId).Labels["k"].ShouldBe("v");
+        ConfigOf(r.ImageId).Labels!["k"].ShouldBe("v");
         File.ReadAllText(iid).ShouldBe(r.ImageId);
         _engine.Tags["t:1"].ShouldBe(r.ImageId);
     }
@@ -385,11 +387,11 @@ public sealed class BuildExecutorTests : IDisposable
         {
             Requests.Add(request);
             var image = engine.Images[request.Image];
-            var baseLayers = request.Base is null ? [] : engine.Images[request.Base].Layers;
+            var baseLayers = request.Base is null ? [] : engine.Images[request.Base].DiffIds;
             var id = "sha256:" + new string('f', 60) + Results.Count.ToString("x4", System.Globalization.CultureInfo.InvariantCulture);
-            engine.Images[id] = new EngineImage(id, image.Config, [.. baseLayers, "sha256:squashed"], 50);
+            engine.Images[id] = FakeEngine.Image(id, image.Config, [.. baseLayers, "sha256:squashed"], 50);
             Results.Add(id);
-            return Task.FromResult(new SquashResult(id, "sha256:squashed", image.Layers.Count, baseLayers.Count + 1, 100, 50, 10, [], []));
+            return Task.FromResult(new SquashResult(id, "sha256:squashed", image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, [], []));
         }
     }
 }

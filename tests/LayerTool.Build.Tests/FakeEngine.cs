@@ -1,7 +1,9 @@
+using LayerTool.Image;
 using System.Collections.Concurrent;
 using System.Formats.Tar;
 using System.Text;
-using LayerTool.Build.Engine;
+using LayerTool.Docker;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Tests;
 
@@ -45,10 +47,14 @@ public sealed class FakeEngine : IDockerEngine
         AddImage("busybox:latest", new ContainerConfig { Env = ["PATH=/bin"], Cmd = ["sh"] });
     }
 
+    /// <summary>An engine image as the fake knows it: an ID, a config, its diff IDs, its size.</summary>
+    public static EngineImage Image(string id, ContainerConfig config, IReadOnlyList<string> diffIds, long size) =>
+        new(id, [], [], diffIds, size, null, "linux", "amd64", null) { Config = config };
+
     public string AddImage(string reference, ContainerConfig config, string? id = null)
     {
         id ??= NewId();
-        Images[id] = new EngineImage(id, config, ["sha256:layer-" + id[7..15]], 100);
+        Images[id] = FakeEngine.Image(id, config, ["sha256:layer-" + id[7..15]], 100);
         Tags[reference] = id;
         return id;
     }
@@ -103,10 +109,10 @@ public sealed class FakeEngine : IDockerEngine
         var spec = Containers[containerId];
         lock (Commits) Commits.Add((containerId, config));
         // As the engine does: the container's env keys the commit config lacks are appended.
-        var keys = config.Env.Select(e => e.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
-        var merged = config with { Env = [.. config.Env, .. spec.Config.Env.Where(e => !keys.Contains(e.Split('=')[0]))] };
+        var keys = (config.Env ?? []).Select(e => e.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+        var merged = config with { Env = [.. config.Env ?? [], .. (spec.Config.Env ?? []).Where(e => !keys.Contains(e.Split('=')[0]))] };
         var id = NewId();
-        Images[id] = new EngineImage(id, merged, [.. Images[spec.Image].Layers, "sha256:layer-" + id[7..15]], 100);
+        Images[id] = FakeEngine.Image(id, merged, [.. Images[spec.Image].DiffIds, "sha256:layer-" + id[7..15]], 100);
         return Task.FromResult(id);
     }
 

@@ -1,3 +1,4 @@
+using LayerTool.Image;
 using System.Formats.Tar;
 using System.Globalization;
 using LayerTool.Build.Cache;
@@ -40,7 +41,7 @@ public sealed partial class BuildExecutor
         var lookup = Lookup(state);
         var words = node.Sources.Append(node.Destination).Select(w => _expander.ExpandWord(w, lookup)).ToList();
         var destWord = words[^1];
-        var workdir = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
+        var workdir = string.IsNullOrEmpty(state.Config.WorkingDir) ? "/" : state.Config.WorkingDir;
         var destIsDir = destWord.EndsWith('/') || destWord.EndsWith("/.", StringComparison.Ordinal) || destWord == ".";
         var dest = CleanAbsolute(destWord.StartsWith('/') ? destWord : workdir + "/" + destWord);
 
@@ -103,7 +104,7 @@ public sealed partial class BuildExecutor
             // Docker's classic builder copies into the step's layer without mounting the image's volumes: a tmpfs
             // declared on each volume path (never mounted, the container never starts) keeps the engine from
             // creating volumes there, so the archive endpoint writes into the container's own filesystem.
-            var volumes = state.Config.Volumes.Where(v => v.StartsWith('/')).Select(CleanAbsolute).Distinct(StringComparer.Ordinal).ToList();
+            var volumes = (state.Config.Volumes ?? []).Where(v => v.StartsWith('/')).Select(CleanAbsolute).Distinct(StringComparer.Ordinal).ToList();
             await CommitStepAsync(state, node, key, state.Config, nop,
                 id => CopyIntoAsync(node, id, fromImage, items, dest, destIsDir, chown, ct), volumes, ct).ConfigureAwait(false);
         }
@@ -205,7 +206,7 @@ public sealed partial class BuildExecutor
         {
             if (items.Any(i => i is ImageItem { Pattern: true }))
             {
-                fromContainer = await CreateContainerAsync(fromImage!, new Engine.ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
+                fromContainer = await CreateContainerAsync(fromImage!, new ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
                 var expanded = new List<CopyItem>();
                 foreach (var item in items)
                 {
@@ -240,7 +241,7 @@ public sealed partial class BuildExecutor
                         targets.Add((item, await FileTargetAsync(u.Name).ConfigureAwait(false), false));
                         break;
                     case ImageItem img:
-                        fromContainer ??= await CreateContainerAsync(fromImage!, new Engine.ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
+                        fromContainer ??= await CreateContainerAsync(fromImage!, new ContainerConfig { Cmd = ["#(nop) copy source"] }, ct).ConfigureAwait(false);
                         var stat = await _engine.StatPathAsync(fromContainer, img.Path, ct).ConfigureAwait(false)
                             ?? throw Fail(node, $"COPY failed: stat {img.Path}: file does not exist");
                         // As docker, a symlink is followed inside the image (the engine's stat gives the fully

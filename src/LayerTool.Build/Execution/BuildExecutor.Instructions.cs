@@ -1,8 +1,9 @@
+using LayerTool.Image;
 using System.Globalization;
 using System.Text;
 using LayerTool.Build.Cache;
-using LayerTool.Build.Engine;
-using LayerTool.Build.Squash;
+using LayerTool.Docker;
+using LayerTool.Docker.Squash;
 using LayerTool.Dockerfile;
 using LayerTool.Dockerfile.Instructions;
 using LayerTool.Dockerfile.Model;
@@ -62,7 +63,7 @@ public sealed partial class BuildExecutor
     {
         if (await TryCacheAsync(state, key, state.Config, ct).ConfigureAwait(false)) return;
         var (containerConfig, commitConfig) = StepConfigs(state.Config, command);
-        containerConfig = containerConfig with { Env = [.. containerConfig.Env, .. envArgs.Select(a => a.Key + "=" + a.Value)] };
+        containerConfig = containerConfig with { Env = [.. containerConfig.Env ?? [], .. envArgs.Select(a => a.Key + "=" + a.Value)] };
         var id = await CreateContainerAsync(state.ImageId!, containerConfig, ct).ConfigureAwait(false);
         _log.Line($" ---> Running in {BuildLog.ShortId(id)}");
         try
@@ -86,7 +87,7 @@ public sealed partial class BuildExecutor
             var committed = await _engine.CommitAsync(id, commitConfig, state.Maintainer, ct).ConfigureAwait(false);
             // The commit merged the container's Env (the build args) into the image: replace it by the
             // image docker's builder commits, same layers and parent, config exactly commitConfig.
-            if (createdBy is not null) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env, createdBy, ct).ConfigureAwait(false);
+            if (createdBy is not null) committed = await _engine.ReplaceStepConfigAsync(committed, state.ImageId, commitConfig.Env ?? [], createdBy, ct).ConfigureAwait(false);
             state.ImageId = committed;
             _cache.Store(key, state.ImageId);
         }
@@ -142,7 +143,7 @@ public sealed partial class BuildExecutor
     private Task LabelAsync(StageState state, LabelInstruction node, CancellationToken ct)
     {
         var lookup = Lookup(state);
-        var labels = new Dictionary<string, string>(state.Config.Labels, StringComparer.Ordinal);
+        var labels = new Dictionary<string, string>(state.Config.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal);
         var parts = new List<string>();
         foreach (var pair in node.Labels)
         {
@@ -156,7 +157,7 @@ public sealed partial class BuildExecutor
 
     private Task ExposeAsync(StageState state, ExposeInstruction node, CancellationToken ct)
     {
-        var ports = new SortedSet<string>(state.Config.ExposedPorts, StringComparer.Ordinal);
+        var ports = new SortedSet<string>(state.Config.ExposedPorts ?? [], StringComparer.Ordinal);
         var added = new List<string>();
         foreach (var word in node.Ports)
         {
@@ -183,7 +184,7 @@ public sealed partial class BuildExecutor
 
     private Task VolumeAsync(StageState state, VolumeInstruction node, CancellationToken ct)
     {
-        var volumes = new SortedSet<string>(state.Config.Volumes, StringComparer.Ordinal);
+        var volumes = new SortedSet<string>(state.Config.Volumes ?? [], StringComparer.Ordinal);
         var added = new List<string>();
         foreach (var word in node.Paths)
         {
@@ -208,7 +209,7 @@ public sealed partial class BuildExecutor
     private async Task WorkdirAsync(StageState state, WorkdirInstruction node, CancellationToken ct)
     {
         var dir = Expand(state, SingleArgument(node, node.Path));
-        var current = state.Config.WorkingDir.Length == 0 ? "/" : state.Config.WorkingDir;
+        var current = string.IsNullOrEmpty(state.Config.WorkingDir) ? "/" : state.Config.WorkingDir;
         var path = CleanAbsolute(dir.StartsWith('/') ? dir : current.TrimEnd('/') + "/" + dir);
         var newConfig = state.Config with { WorkingDir = path };
         var text = "WORKDIR " + path;
@@ -249,13 +250,10 @@ public sealed partial class BuildExecutor
         // The classic builder knows no --start-interval (BuildKit's).
         if (!node.IsNone && node.StartInterval is not null) throw Fail(node, "unknown flag: --start-interval");
         var health = node.IsNone
-            ? new HealthConfig(["NONE"], 0, 0, 0, 0)
-            : new HealthConfig(node.Test, Nanoseconds(node.Interval), Nanoseconds(node.Timeout), Nanoseconds(node.StartPeriod), node.Retries ?? 0);
+            ? new HealthConfig { Test = ["NONE"] }
+            : new HealthConfig { Test = node.Test, Interval = node.Interval, Timeout = node.Timeout, StartPeriod = node.StartPeriod, Retries = node.Retries };
         return CommitMetadataAsync(state, node, "HEALTHCHECK &{" + string.Join(' ', health.Test!) + "}", state.Config with { Healthcheck = health }, ct);
     }
-
-    /// <summary>A duration as the image config stores it (nanoseconds; 0 = the default).</summary>
-    private static long Nanoseconds(TimeSpan? duration) => duration is null ? 0 : duration.Value.Ticks * 100;
 
     private Task StopSignalAsync(StageState state, StopSignalInstruction node, CancellationToken ct)
     {

@@ -1,17 +1,19 @@
+using LayerTool.Image;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using LayerTool.Build.Cache;
 using LayerTool.Build.Context;
-using LayerTool.Build.Engine;
-using LayerTool.Build.Squash;
+using LayerTool.Docker;
+using LayerTool.Docker.Squash;
 using LayerTool.Dockerfile;
 using LayerTool.Dockerfile.Instructions;
 using LayerTool.Dockerfile.Model;
 using LayerTool.Dockerfile.Shell;
 using LayerTool.Dockerfile.Syntax;
 using Stage = LayerTool.Dockerfile.Model.Stage;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Execution;
 
@@ -22,7 +24,7 @@ namespace LayerTool.Build.Execution;
 public sealed partial class BuildExecutor
 {
     /// <summary>Prefix of the names of every container a build creates: <c>layertool-build-&lt;build id&gt;-&lt;n&gt;</c>.</summary>
-    public const string ContainerNamePrefix = "layertool-build-";
+    public const string ContainerNamePrefix = LayerTool.Docker.Sweep.Sweeper.BuildPrefix;
 
     private static readonly HashSet<string> BuiltinArgs = new(StringComparer.Ordinal)
     {
@@ -233,7 +235,7 @@ public sealed partial class BuildExecutor
                 // Not a numbered step: docker's builder has none, and the step count stays docker's.
                 _log.Line($"Recording the base image: {text}");
             }
-            var merged = new Dictionary<string, string>(state.Config.Labels, StringComparer.Ordinal);
+            var merged = new Dictionary<string, string>(state.Config.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal);
             foreach (var (k, v) in labels) merged[k] = v;
             await CommitMetadataAsync(state, stage.From, text, state.Config with { Labels = merged }, ct).ConfigureAwait(false);
         }
@@ -399,7 +401,7 @@ public sealed partial class BuildExecutor
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in state.Args) if (v is not null) values[k] = v;
-        foreach (var e in state.Config.Env)
+        foreach (var e in state.Config.Env ?? [])
         {
             var eq = e.IndexOf('=', StringComparison.Ordinal);
             if (eq > 0) values[e[..eq]] = e[(eq + 1)..];

@@ -1,5 +1,7 @@
-using LayerTool.Build.Engine;
+using LayerTool.Image;
+using LayerTool.Docker;
 using LayerTool.Dockerfile.Model;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Execution;
 

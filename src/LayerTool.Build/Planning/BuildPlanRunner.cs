@@ -1,6 +1,7 @@
+using LayerTool.Image;
 using System.Globalization;
-using LayerTool.Build.Engine;
-using LayerTool.Build.Squash;
+using LayerTool.Docker;
+using LayerTool.Docker.Squash;
 
 namespace LayerTool.Build.Planning;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using LayerTool.Build.Squash;
+using LayerTool.Docker.Squash;
 using LayerTool.Docker;
 using LayerTool.Docker.Sweep;
 

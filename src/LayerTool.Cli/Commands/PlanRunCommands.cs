@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 using LayerTool.Build.Plans;
 using LayerTool.Build.Plans.Run;
 using LayerTool.Docker;
-using LayerTool.Docker.Builds;
+using LayerTool.Build.Builds;
 using LayerTool.Docker.Dind;
 using LayerTool.Docker.Plans;
 using LayerTool.Registry;

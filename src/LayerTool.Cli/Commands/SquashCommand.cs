@@ -1,9 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using LayerTool.Build.Squash;
-using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Images;
 using LayerTool.Image;
 using LayerTool.Image.Squash;
 using LayerTool.Registry;

@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.BuildKit;
 

@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.BuildKit;
 
@@ -8,7 +7,7 @@ namespace LayerTool.Docker.BuildKit;
 /// model: <c>POST /build?version=2</c> with <c>buildid</c>, <c>POST /build/cancel</c>, the <c>/_ping</c> headers,
 /// and a build stream whose <c>aux</c> is a string. Same endpoint, TLS and API version as the connection.
 /// </summary>
-internal sealed class EngineHttp : IDisposable
+public sealed class EngineHttp : IDisposable
 {
     private readonly HttpClient _client;
     private readonly string _versionPrefix;

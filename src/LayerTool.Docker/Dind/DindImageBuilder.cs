@@ -5,7 +5,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.Dind;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.Dind;
 

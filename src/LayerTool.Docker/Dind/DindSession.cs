@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.Dind;
 

@@ -1,6 +1,5 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.Dind;
 

@@ -1,7 +1,6 @@
 using System.Net;
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using LayerTool.Build;
 using LayerTool.Docker.Sweep;
 
 namespace LayerTool.Docker.Images;
@@ -62,17 +61,7 @@ public sealed class DockerImageEngine : IImageEngine
         {
             return null;
         }
-        return new EngineImage(
-            r.ID,
-            [.. r.RepoTags ?? []],
-            [.. r.RepoDigests ?? []],
-            [.. r.RootFS?.Layers ?? []],
-            r.Size,
-            r.Created,
-            r.Os,
-            r.Architecture,
-            r.GraphDriver is null ? null : new EngineGraphDriver(r.GraphDriver.Name ?? "",
-                new Dictionary<string, string>(r.GraphDriver.Data ?? new Dictionary<string, string>(), StringComparer.Ordinal)));
+        return EngineImage.From(r);
     }
 
     public async Task<Stream> SaveImageAsync(string reference, CancellationToken cancellationToken)

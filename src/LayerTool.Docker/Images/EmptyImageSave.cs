@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
 using LayerTool.Image;
 using ImageConfig = LayerTool.Image.ImageConfig;
-using ImageContainerConfig = LayerTool.Image.ContainerConfig;
 
 namespace LayerTool.Docker.Images;
 
@@ -38,7 +37,7 @@ internal static class EmptyImageSave
         if (!string.IsNullOrEmpty(image.Variant)) json["variant"] = image.Variant;
         if (!string.IsNullOrEmpty(image.Author)) json["author"] = image.Author;
         if (!string.IsNullOrEmpty(image.Comment)) json["comment"] = image.Comment;
-        var config = ImageConfig.FromJson(json).WithContainerConfig(FromDocker(image.Config)).Canonicalize();
+        var config = ImageConfig.FromJson(json).WithContainerConfig(DockerConfigs.FromDocker(image.Config)).Canonicalize();
         var configName = config.Digest.Hex + ".json";
         var manifest = new JsonArray(new JsonObject
         {
@@ -65,28 +64,4 @@ internal static class EmptyImageSave
 
     private static string Time(DateTime time) =>
         ImageConfig.FormatTime(new DateTimeOffset(time.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(time, DateTimeKind.Utc) : time.ToUniversalTime()));
-
-    private static ImageContainerConfig FromDocker(DockerOCIImageConfig? c) => c is null ? new ImageContainerConfig() : new ImageContainerConfig
-    {
-        User = string.IsNullOrEmpty(c.User) ? null : c.User,
-        Env = c.Env?.ToList(),
-        Cmd = c.Cmd?.ToList(),
-        Entrypoint = c.Entrypoint?.ToList(),
-        WorkingDir = string.IsNullOrEmpty(c.WorkingDir) ? null : c.WorkingDir,
-        Labels = c.Labels is null ? null : new Dictionary<string, string>(c.Labels, StringComparer.Ordinal),
-        ExposedPorts = c.ExposedPorts?.Keys.Order(StringComparer.Ordinal).ToList(),
-        Volumes = c.Volumes?.Keys.Order(StringComparer.Ordinal).ToList(),
-        StopSignal = string.IsNullOrEmpty(c.StopSignal) ? null : c.StopSignal,
-        Healthcheck = c.Healthcheck is null ? null : new HealthConfig
-        {
-            Test = c.Healthcheck.Test?.ToList(),
-            Interval = c.Healthcheck.Interval,
-            Timeout = c.Healthcheck.Timeout,
-            StartPeriod = c.Healthcheck.StartPeriod,
-            Retries = c.Healthcheck.Retries is { } r ? (int)r : null,
-        },
-        Shell = c.Shell?.ToList(),
-        OnBuild = c.OnBuild?.ToList(),
-        ArgsEscaped = c.ArgsEscaped,
-    };
 }

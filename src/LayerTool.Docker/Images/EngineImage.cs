@@ -1,3 +1,7 @@
+using Docker.DotNet.Models;
+using LayerTool.Image;
+using ContainerConfig = LayerTool.Image.ContainerConfig;
+
 namespace LayerTool.Docker.Images;
 
 /// <summary>Which image store the engine keeps images in (REFERENCE.md, "the containerd image store").</summary>
@@ -33,7 +37,31 @@ public sealed record EngineImage(
     DateTimeOffset? Created,
     string? Os,
     string? Architecture,
-    EngineGraphDriver? GraphDriver);
+    EngineGraphDriver? GraphDriver)
+{
+    /// <summary>How a container of the image runs (its config's <c>config</c> object).</summary>
+    public ContainerConfig Config { get; init; } = new();
+
+    /// <summary>What the engine's inspect answer says, in these words.</summary>
+    public static EngineImage From(ImageInspectResponse r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return new EngineImage(
+            r.ID,
+            [.. r.RepoTags ?? []],
+            [.. r.RepoDigests ?? []],
+            [.. r.RootFS?.Layers ?? []],
+            r.Size,
+            r.Created,
+            r.Os,
+            r.Architecture,
+            r.GraphDriver is null ? null : new EngineGraphDriver(r.GraphDriver.Name ?? "",
+                new Dictionary<string, string>(r.GraphDriver.Data ?? new Dictionary<string, string>(), StringComparer.Ordinal)))
+        {
+            Config = DockerConfigs.FromDocker(r.Config),
+        };
+    }
+}
 
 /// <summary>The graph driver's name and the data it reports for one image.</summary>
 public sealed record EngineGraphDriver(string Name, IReadOnlyDictionary<string, string> Data);

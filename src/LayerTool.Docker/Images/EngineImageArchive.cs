@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Image.Formats;
 
 namespace LayerTool.Docker.Images;

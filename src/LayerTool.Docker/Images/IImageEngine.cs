@@ -2,7 +2,7 @@ namespace LayerTool.Docker.Images;
 
 /// <summary>
 /// The image calls squash, diff and layers need from an engine: small enough to fake in tests.
-/// Every failure the user can act on is an <see cref="LayerTool.Build.EngineException"/>.
+/// Every failure the user can act on is an <see cref="EngineException"/>.
 /// </summary>
 public interface IImageEngine
 {
@@ -26,7 +26,7 @@ public interface IImageEngine
     Task<T> ExportImageFilesystemAsync<T>(string imageId, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken);
 
     /// <summary>Loads an image archive; returns the engine's "Loaded image..." lines. An error the engine
-    /// reports inside its progress stream becomes an <see cref="LayerTool.Build.EngineException"/>.</summary>
+    /// reports inside its progress stream becomes an <see cref="EngineException"/>.</summary>
     Task<IReadOnlyList<string>> LoadImageAsync(Stream archive, CancellationToken cancellationToken);
 
     /// <summary>Tags an image (<paramref name="tag"/> as <c>repo[:tag]</c>, default tag <c>latest</c>).</summary>

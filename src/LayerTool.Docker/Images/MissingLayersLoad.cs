@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 

@@ -242,3 +242,14 @@ internal static partial class NativeFs
     public static string Display(ReadOnlySpan<byte> zpath) =>
         LayerTool.Image.Layers.LayerPath.Display(zpath.Length > 0 && zpath[^1] == 0 ? zpath[..^1] : zpath);
 }
+
+/// <summary>What the host's file system says about a path, with the byte-exact calls of <see cref="NativeFs"/>.</summary>
+public static class HostFiles
+{
+    /// <summary>
+    /// Whether <paramref name="path"/> is a regular file (not following a final symlink). False for FIFOs, sockets and device
+    /// nodes, which .NET lists as files (and a FIFO would block a read). Off Linux, whatever .NET lists as a file.
+    /// </summary>
+    public static bool IsRegularFile(string path) =>
+        !OperatingSystem.IsLinux() || NativeFs.Lstat(NativeFs.Z(System.Text.Encoding.UTF8.GetBytes(path))) is { IsRegular: true };
+}

@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Docker.Dind;
 
 namespace LayerTool.Docker.Plans;

@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Docker.Dind;
 using LayerTool.Docker.Images;
 using LayerTool.Image;

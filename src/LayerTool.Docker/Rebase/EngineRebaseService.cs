@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Overlay2;
 using LayerTool.Image;

@@ -1,5 +1,4 @@
 using Docker.DotNet.Models;
-using LayerTool.Build;
 
 namespace LayerTool.Docker.Rebase;
 

@@ -1,5 +1,3 @@
-using LayerTool.Build;
-using LayerTool.Build.Squash;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Sweep;
 using LayerTool.Image;

@@ -1,4 +1,3 @@
-using LayerTool.Build;
 using LayerTool.Docker.Images;
 using LayerTool.Image;
 using LayerTool.Image.Formats;

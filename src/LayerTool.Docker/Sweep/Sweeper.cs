@@ -43,8 +43,8 @@ public static class Sweeper
     /// <summary>Prefix of a dind build container's name and of its volume (<see cref="Dind.DindSession"/>).</summary>
     public const string DindPrefix = "layertool-dind-";
 
-    /// <summary>Prefix of a build container's name (as <c>BuildExecutor.ContainerNamePrefix</c>).</summary>
-    public const string BuildPrefix = LayerTool.Build.Execution.BuildExecutor.ContainerNamePrefix;
+    /// <summary>Prefix of a classic build step's container name (<c>BuildExecutor.ContainerNamePrefix</c> is this).</summary>
+    public const string BuildPrefix = "layertool-build-";
 
     /// <summary>How long a sweep may take in all (removing a container can be slow on a busy engine).</summary>
     public static TimeSpan Timeout { get; } = TimeSpan.FromSeconds(15);

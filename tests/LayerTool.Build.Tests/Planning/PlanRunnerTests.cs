@@ -1,6 +1,7 @@
-using LayerTool.Build.Engine;
+using LayerTool.Docker;
 using LayerTool.Build.Planning;
-using LayerTool.Build.Squash;
+using LayerTool.Docker.Squash;
+using LayerTool.Docker.Images;
 
 namespace LayerTool.Build.Tests.Planning;
 
@@ -32,8 +33,8 @@ public sealed class PlanRunnerTests
             var triggers = lines.Skip(from + 1).Where(l => l.StartsWith("ONBUILD ", StringComparison.Ordinal)).Select(l => l["ONBUILD ".Length..]).ToList();
             var runs = lines.Skip(from + 1).Count(l => l.StartsWith("RUN ", StringComparison.Ordinal));
             var id = engine.NewId();
-            engine.Images[id] = new EngineImage(id, baseImage!.Config with { OnBuild = triggers.Count == 0 ? null : triggers },
-                [.. baseImage.Layers, .. Enumerable.Range(0, runs).Select(i => $"sha256:run-{id[^6..]}-{i}")], 100);
+            engine.Images[id] = FakeEngine.Image(id, baseImage!.Config with { OnBuild = triggers.Count == 0 ? null : triggers },
+                [.. baseImage.DiffIds, .. Enumerable.Range(0, runs).Select(i => $"sha256:run-{id[^6..]}-{i}")], 100);
             foreach (var tag in build.Tags) engine.Tags[tag] = id;
             return new StandardBuildResult(id, lines.Count, 0);
         }
@@ -48,11 +49,11 @@ public sealed class PlanRunnerTests
         {
             Requests.Add(request);
             var image = await engine.InspectImageAsync(request.Image, cancellationToken) ?? throw new EngineException($"no image {request.Image}");
-            var baseLayers = request.Base is null ? [] : (await engine.InspectImageAsync(request.Base, cancellationToken))!.Layers;
+            var baseLayers = request.Base is null ? [] : (await engine.InspectImageAsync(request.Base, cancellationToken))!.DiffIds;
             var id = engine.NewId();
-            engine.Images[id] = new EngineImage(id, image.Config, [.. baseLayers, "sha256:squashed-" + id[^6..]], 50);
+            engine.Images[id] = FakeEngine.Image(id, image.Config, [.. baseLayers, "sha256:squashed-" + id[^6..]], 50);
             foreach (var tag in request.Tags) engine.Tags[tag] = id;
-            return new SquashResult(id, "sha256:squashed-" + id[^6..], image.Layers.Count, baseLayers.Count + 1, 100, 50, 10, request.Tags, []);
+            return new SquashResult(id, "sha256:squashed-" + id[^6..], image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, request.Tags, []);
         }
     }
 
@@ -86,7 +87,7 @@ public sealed class PlanRunnerTests
         result.ImageId.ShouldBe(_engine.Tags["app:final"]);
         result.Tags.ShouldBe(["app:final"]);
         // The final image: the squashed layer plus the RUN after the COMPRESS.
-        _engine.Images[result.ImageId].Layers.Count.ShouldBe(3);
+        _engine.Images[result.ImageId].DiffIds.Count.ShouldBe(3);
         ShouldHaveNoTemporaryTag();
         _engine.Removed.ShouldBe(plan.TemporaryTags, ignoreOrder: true);
     }

@@ -1,5 +1,6 @@
 using LayerTool.Build.Planning;
 using LayerTool.Build.Progress;
+using LayerTool.Build.BuildKit;
 using LayerTool.Docker.BuildKit;
 using LayerTool.IntegrationTests.Build;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LayerTool.Cli;
+using LayerTool.Build.Dind;
 using LayerTool.Docker.Dind;
 
 namespace LayerTool.IntegrationTests.Dind;

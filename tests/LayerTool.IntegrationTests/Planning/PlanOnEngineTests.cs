@@ -1,10 +1,9 @@
 using System.Text.Json.Nodes;
 using LayerTool.Build;
 using LayerTool.Build.Planning;
-using LayerTool.Build.Squash;
+using LayerTool.Docker.Squash;
 using LayerTool.Docker;
 using LayerTool.Docker.Images;
-using LayerTool.Docker.Squash;
 using LayerTool.IntegrationTests.Build;
 
 namespace LayerTool.IntegrationTests.Planning;

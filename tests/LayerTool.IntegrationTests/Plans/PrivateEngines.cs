@@ -74,7 +74,7 @@ public sealed class PrivateEngine : IAsyncDisposable
                 {
                     connection = await DockerConnection.ConnectAsync(new EngineSettings(new Uri("unix://" + socket)), CancellationToken.None);
                 }
-                catch (LayerTool.Build.EngineException)
+                catch (LayerTool.Docker.EngineException)
                 {
                 }
             }

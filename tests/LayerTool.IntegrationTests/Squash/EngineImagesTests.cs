@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using LayerTool.Build;
 using LayerTool.Docker.Images;
+using LayerTool.Docker;
 
 namespace LayerTool.IntegrationTests.Squash;
 

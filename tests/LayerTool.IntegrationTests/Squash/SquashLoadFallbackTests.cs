@@ -1,10 +1,10 @@
 using LayerTool.Build;
-using LayerTool.Build.Squash;
-using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
+using LayerTool.Docker.Images;
 using LayerTool.Docker.Sweep;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
+using LayerTool.Docker;
 
 namespace LayerTool.IntegrationTests.Squash;
 

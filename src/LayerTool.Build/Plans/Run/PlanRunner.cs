@@ -3,15 +3,18 @@ using System.Globalization;
 using Docker.DotNet;
 using LayerTool.Build;
 using LayerTool.Build.Plans;
-using LayerTool.Build.Plans.Run;
 using LayerTool.Build.Progress;
-using LayerTool.Docker.Builds;
+using LayerTool.Build.Builds;
+using LayerTool.Build.Dind;
+using LayerTool.Docker;
+using LayerTool.Build.Plans.Run;
+using LayerTool.Docker.Plans;
 using LayerTool.Docker.Dind;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Sweep;
 using LayerTool.Dockerfile.Model;
 
-namespace LayerTool.Docker.Plans;
+namespace LayerTool.Build.Plans.Run;
 
 /// <summary>Everything one <c>layertool plan run</c> needs besides the plan.</summary>
 /// <param name="Jobs">Builds at once; null: one per engine.</param>
@@ -397,19 +400,8 @@ public sealed class PlanRunner
 
     private static async Task<(string Id, IDictionary<string, string> Labels)?> InspectLabelsAsync(DockerConnection engine, string reference, CancellationToken ct)
     {
-        try
-        {
-            var image = await engine.Client.Images.InspectImageAsync(reference, ct).ConfigureAwait(false);
-            return (image.ID, image.Config?.Labels ?? new Dictionary<string, string>());
-        }
-        catch (DockerImageNotFoundException)
-        {
-            return null;
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-            return null;
-        }
+        var image = await new DockerBuildEngine(engine).InspectImageAsync(reference, ct).ConfigureAwait(false);
+        return image is null ? null : (image.Id, image.Config.Labels?.ToDictionary() ?? new Dictionary<string, string>());
     }
 
     /// <summary>The images an image's Dockerfile takes from outside the plan (FROM busybox...).</summary>

@@ -1,4 +1,7 @@
-namespace LayerTool.Build.Engine;
+using LayerTool.Docker.Images;
+using LayerTool.Image;
+
+namespace LayerTool.Docker;
 
 /// <summary>
 /// The engine calls the build executor needs, and nothing more. Implemented over the Docker Engine API by
@@ -84,17 +87,6 @@ public interface IDockerEngine
     /// them). Returns the copy's ID. Needs what <see cref="ReplaceStepConfigAsync"/> needs.
     /// </summary>
     Task<string> ReplaceOnBuildAsync(string imageId, IReadOnlyList<string>? onBuild, IReadOnlyList<string> tags, CancellationToken cancellationToken);
-}
-
-/// <summary>An image as the engine describes it.</summary>
-/// <param name="Id">Image ID (<c>sha256:...</c>).</param>
-/// <param name="Config">Its container config.</param>
-/// <param name="Layers">rootfs diff IDs, bottom first.</param>
-/// <param name="Size">Total size in bytes.</param>
-public sealed record EngineImage(string Id, ContainerConfig Config, IReadOnlyList<string> Layers, long Size)
-{
-    /// <summary>The image's repo digests (<c>repository@sha256:…</c>: the manifests it was pulled or pushed as).</summary>
-    public IReadOnlyList<string> RepoDigests { get; init; } = [];
 }
 
 /// <summary>A container to create.</summary>

@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using LayerTool.Build.Context;
 using LayerTool.Dockerfile.DockerIgnore;
 
-namespace LayerTool.Docker.BuildKit;
+namespace LayerTool.Build.BuildKit;
 
 /// <summary>
 /// The build context as BuildKit's own client sends it: the directory filtered by its <c>.dockerignore</c>,
@@ -93,8 +93,7 @@ internal sealed class ContextSpool : IDisposable
     }
 
     /// <summary>False for FIFOs, sockets and device nodes, which .NET lists as files (and a FIFO would block a read).</summary>
-    private static bool IsRegular(FileInfo f) =>
-        !OperatingSystem.IsLinux() || Overlay2.NativeFs.Lstat(Overlay2.NativeFs.Z(System.Text.Encoding.UTF8.GetBytes(f.FullName))) is { IsRegular: true };
+    private static bool IsRegular(FileInfo f) => LayerTool.Docker.Overlay2.HostFiles.IsRegularFile(f.FullName);
 
     /// <summary>
     /// The upload for one build: the spooled entries, then <paramref name="extra"/> (context path and content, with

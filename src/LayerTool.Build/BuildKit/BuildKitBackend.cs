@@ -8,10 +8,13 @@ using LayerTool.Build;
 using LayerTool.Build.Frontend;
 using LayerTool.Build.Planning;
 using LayerTool.Build.Progress;
+using LayerTool.Docker;
+using LayerTool.Build.BuildKit;
+using LayerTool.Docker.BuildKit;
 using LayerTool.Docker.Dind;
 using LayerTool.Dockerfile.Model;
 
-namespace LayerTool.Docker.BuildKit;
+namespace LayerTool.Build.BuildKit;
 
 /// <summary>What a <see cref="BuildKitBackend"/> builds from.</summary>
 /// <param name="ContextDirectory">The build context directory.</param>

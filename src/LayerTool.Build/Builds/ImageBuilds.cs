@@ -3,12 +3,14 @@ using LayerTool.Build.Execution;
 using LayerTool.Build.Frontend;
 using LayerTool.Build.Planning;
 using LayerTool.Build.Progress;
+using LayerTool.Build.BuildKit;
+using LayerTool.Docker;
 using LayerTool.Docker.BuildKit;
 using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Dockerfile.Syntax;
 
-namespace LayerTool.Docker.Builds;
+namespace LayerTool.Build.Builds;
 
 /// <summary>Which builder runs a build.</summary>
 public enum EngineBuilder

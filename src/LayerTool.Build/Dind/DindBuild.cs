@@ -1,8 +1,10 @@
 using System.Diagnostics;
-using LayerTool.Build;
+using LayerTool.Docker;
+using LayerTool.Build.Dind;
+using LayerTool.Docker.Dind;
 using LayerTool.Dockerfile.Model;
 
-namespace LayerTool.Docker.Dind;
+namespace LayerTool.Build.Dind;
 
 /// <summary>The timings of a <c>build --dind</c>, next to the build's own result.</summary>
 public sealed record DindBuildResult(

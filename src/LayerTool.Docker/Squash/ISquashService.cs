@@ -1,4 +1,4 @@
-namespace LayerTool.Build.Squash;
+namespace LayerTool.Docker.Squash;
 
 /// <summary>
 /// What to squash: every layer <see cref="Image"/> adds over <see cref="Base"/> becomes ONE layer, the

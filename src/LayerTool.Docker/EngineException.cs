@@ -1,4 +1,4 @@
-namespace LayerTool.Build;
+namespace LayerTool.Docker;
 
 /// <summary>
 /// The Docker engine could not be reached or refused a request. The message says what LayerTool was
