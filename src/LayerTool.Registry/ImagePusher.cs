@@ -1,18 +1,10 @@
+using LayerTool.Image.Squash;
 using System.IO.Compression;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Registry.Blobs;
 
 namespace LayerTool.Registry;
-
-/// <summary>What a push did.</summary>
-/// <param name="Digest">The pushed manifest's digest.</param>
-/// <param name="MediaType">The manifest's media type.</param>
-/// <param name="Uploaded">Blobs uploaded.</param>
-/// <param name="Existing">Blobs the repository had already.</param>
-/// <param name="Mounted">Blobs mounted from another repository of the registry.</param>
-/// <param name="UploadedBytes">Bytes uploaded.</param>
-public sealed record PushResult(Digest Digest, string MediaType, int Uploaded, int Existing, int Mounted, long UploadedBytes);
 
 /// <summary>
 /// Pushes an image: every blob the repository lacks is uploaded (skipped when <c>HEAD</c> finds it, mounted when

@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using LayerTool.Image;
 using LayerTool.Docker;
 using LayerTool.Build.Execution;
@@ -192,7 +193,7 @@ public sealed class BuildExecutorTests : IDisposable
     {
         var squash = new FakeSquash(_engine);
         var (r, _) = await BuildAsync("FROM busybox\nRUN a\nRUN b\nCOMPRESS\nENV AFTER=1\n", squash: squash);
-        squash.Requests.Single().Base.ShouldBe(_engine.Tags["busybox:latest"]);
+        squash.Requests.Single().Base!.ToString().ShouldBe(_engine.Tags["busybox:latest"]);
         var squashed = squash.Results.Single();
         _engine.Images[r.ImageId].DiffIds.Take(2).ShouldBe(_engine.Images[squashed].DiffIds);
         r.Compressions.Single().LayersAfter.ShouldBe(2);
@@ -203,8 +204,8 @@ public sealed class BuildExecutorTests : IDisposable
     {
         var squash = new FakeSquash(_engine);
         await BuildAsync("FROM busybox AS base\nRUN a\nFROM base\nRUN b\nTAG here\nRUN c\nCOMPRESS here\nCOMPRESS base\n", squash: squash);
-        squash.Requests[0].Base.ShouldBe(_engine.Tags["here"]);
-        squash.Requests[1].Base.ShouldNotBe(_engine.Tags["busybox:latest"]);
+        squash.Requests[0].Base!.ToString().ShouldBe(_engine.Tags["here"]);
+        squash.Requests[1].Base!.ToString().ShouldNotBe(_engine.Tags["busybox:latest"]);
     }
 
     [Fact]
@@ -386,12 +387,12 @@ public sealed class BuildExecutorTests : IDisposable
         public Task<SquashResult> SquashAsync(SquashRequest request, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
         {
             Requests.Add(request);
-            var image = engine.Images[request.Image];
-            var baseLayers = request.Base is null ? [] : engine.Images[request.Base].DiffIds;
+            var image = engine.Images[request.Image.ToString()!];
+            var baseLayers = request.Base is null ? [] : engine.Images[request.Base.ToString()!].DiffIds;
             var id = "sha256:" + new string('f', 60) + Results.Count.ToString("x4", System.Globalization.CultureInfo.InvariantCulture);
             engine.Images[id] = FakeEngine.Image(id, image.Config, [.. baseLayers, "sha256:squashed"], 50);
             Results.Add(id);
-            return Task.FromResult(new SquashResult(id, "sha256:squashed", image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, [], []));
+            return Task.FromResult(new SquashResult(id, "sha256:squashed", image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, []));
         }
     }
 }

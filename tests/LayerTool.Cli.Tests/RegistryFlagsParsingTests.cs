@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using System.CommandLine;
 using LayerTool.Cli.Commands;
 using LayerTool.Registry;
@@ -44,23 +45,23 @@ public class RegistryFlagsParsingTests
             new(image, onto, [], null, "/o.tar", "docker", true, input, baseInput, null, false, "/c", Push: [], Registry: null);
 
         // A registry input: --onto is a registry reference.
-        var r = SquashCommand.RegistryRequest(Options(null, "localhost:5000/base:1", "registry://localhost:5000/app:1", null), [], context);
-        r.Final.ShouldBe(new RegistrySquashSource(LayerTool.Image.ImageReference.Parse("localhost:5000/app:1")));
+        var r = SquashCommand.Request(Options(null, "localhost:5000/base:1", "registry://localhost:5000/app:1", null), [], context);
+        r.Image.ShouldBe(new RegistrySquashSource(LayerTool.Image.ImageReference.Parse("localhost:5000/app:1")));
         r.Base.ShouldBe(new RegistrySquashSource(LayerTool.Image.ImageReference.Parse("localhost:5000/base:1")));
 
         // An archive input with a registry:// base.
-        r = SquashCommand.RegistryRequest(Options("app", null, "/in.tar", "registry://localhost:5000/base:1"), [], context);
-        r.Final.ShouldBe(new ArchiveSquashSource("/in.tar", "app"));
+        r = SquashCommand.Request(Options("app", null, "/in.tar", "registry://localhost:5000/base:1"), [], context);
+        r.Image.ShouldBe(new ArchiveSquashSource("/in.tar", "app"));
         r.Base.ShouldBe(new RegistrySquashSource(LayerTool.Image.ImageReference.Parse("localhost:5000/base:1")));
 
         // An archive input with --onto registry://.
-        r = SquashCommand.RegistryRequest(Options("app", "registry://localhost:5000/base:1", "/in.tar", null), [], context);
+        r = SquashCommand.Request(Options("app", "registry://localhost:5000/base:1", "/in.tar", null), [], context);
         r.Base.ShouldBe(new RegistrySquashSource(LayerTool.Image.ImageReference.Parse("localhost:5000/base:1")));
 
         // A registry input with the base from an archive, and scratch.
-        r = SquashCommand.RegistryRequest(Options(null, "debian:bookworm", "registry://localhost:5000/app:1", "/base.tar"), [], context);
+        r = SquashCommand.Request(Options(null, "debian:bookworm", "registry://localhost:5000/app:1", "/base.tar"), [], context);
         r.Base.ShouldBe(new ArchiveSquashSource("/base.tar", "debian:bookworm"));
-        SquashCommand.RegistryRequest(Options(null, null, "registry://localhost:5000/app:1", null), [], context).Base.ShouldBeNull();
+        SquashCommand.Request(Options(null, null, "registry://localhost:5000/app:1", null), [], context).Base.ShouldBeNull();
     }
 
     [Theory]

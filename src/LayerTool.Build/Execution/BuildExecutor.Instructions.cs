@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using LayerTool.Image;
 using System.Globalization;
 using System.Text;
@@ -342,7 +343,7 @@ public sealed partial class BuildExecutor
         SquashResult result;
         try
         {
-            result = await _squash.SquashAsync(new SquashRequest(image, baseId, [], $"layertool COMPRESS onto {baseId ?? "scratch"}"), null, ct).ConfigureAwait(false);
+            result = await _squash.SquashAsync(SquashRequest.OnEngine(image, baseId) with { Message = $"layertool COMPRESS onto {baseId ?? "scratch"}" }, null, ct).ConfigureAwait(false);
         }
         catch (EngineException e)
         {

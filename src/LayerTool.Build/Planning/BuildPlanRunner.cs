@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using LayerTool.Image;
 using System.Globalization;
 using LayerTool.Docker;
@@ -129,7 +130,7 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
         SquashResult result;
         try
         {
-            result = await _squash.SquashAsync(new SquashRequest(image, baseRef, step.Tags, $"layertool {(step.Line is null ? "--squash" : "COMPRESS")} onto {step.BaseDescription}"),
+            result = await _squash.SquashAsync(SquashRequest.OnEngine(image, baseRef, step.Tags) with { Message = $"layertool {(step.Line is null ? "--squash" : "COMPRESS")} onto {step.BaseDescription}" },
                 null, ct).ConfigureAwait(false);
         }
         catch (EngineException e) when (!ct.IsCancellationRequested)

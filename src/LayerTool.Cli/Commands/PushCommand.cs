@@ -1,3 +1,4 @@
+using LayerTool.Image;
 using System.CommandLine;
 using LayerTool.Registry;
 

@@ -227,30 +227,42 @@ internal sealed class SquashCommand : Command
     private string? ResolveInput(string? input) => SquashSource.IsRegistry(input) ? input : Resolve(input);
 
     /// <summary>
-    /// The sources of a squash without an engine: IMAGE from <c>--input</c> (an archive's image by name, or
-    /// <c>registry://REF</c>); BASE from <c>--base-input</c> when given, else from where IMAGE came from (a name in the
-    /// same archive, or a registry reference), else scratch.
+    /// The one request of a squash, whichever squasher runs it. Without <c>--input</c>: IMAGE and BASE are images the
+    /// engine holds. With it: IMAGE from <c>--input</c> (an archive's image by name, or <c>registry://REF</c>); BASE from
+    /// <c>--base-input</c> when given, else from where IMAGE came from (a name in the same archive, or a registry
+    /// reference), else scratch.
     /// </summary>
-    internal static RegistrySquashRequest RegistryRequest(SquashOptions options, IReadOnlyList<ImageReference> targets, CliContext context)
+    internal static SquashRequest Request(SquashOptions options, IReadOnlyList<ImageReference> targets, CliContext context)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(context);
-        var input = options.Input ?? throw new CliException("a squash without an engine needs --input");
-        SquashSource final = SquashSource.IsRegistry(input) ? new RegistrySquashSource(RegistryReference(input)) : new ArchiveSquashSource(input, options.Image);
-        SquashSource? baseSource = options.BaseInput switch
+        SquashSource final;
+        SquashSource? baseSource;
+        if (options.Input is not { } input)
         {
-            { } b when SquashSource.IsRegistry(b) => new RegistrySquashSource(RegistryReference(b)),
-            { } b => new ArchiveSquashSource(b, options.Onto),
-            null when options.Onto is null => null,
-            null when final is RegistrySquashSource || SquashSource.IsRegistry(options.Onto) => new RegistrySquashSource(RegistryReference(options.Onto)),
-            null => new ArchiveSquashSource(input, options.Onto),
-        };
-        return new RegistrySquashRequest(final, baseSource)
+            final = new EngineSquashSource(options.Image ?? throw new CliException("squash needs IMAGE"));
+            baseSource = options.Onto is { } onto ? new EngineSquashSource(onto) : null;
+        }
+        else
+        {
+            final = SquashSource.IsRegistry(input) ? new RegistrySquashSource(RegistryReference(input)) : new ArchiveSquashSource(input, options.Image);
+            baseSource = options.BaseInput switch
+            {
+                { } b when SquashSource.IsRegistry(b) => new RegistrySquashSource(RegistryReference(b)),
+                { } b => new ArchiveSquashSource(b, options.Onto),
+                null when options.Onto is null => null,
+                null when final is RegistrySquashSource || SquashSource.IsRegistry(options.Onto) => new RegistrySquashSource(RegistryReference(options.Onto)),
+                null => new ArchiveSquashSource(input, options.Onto),
+            };
+        }
+        return new SquashRequest(final, baseSource)
         {
             OutputPath = options.Output,
             OutputFormat = options.Format,
             Tags = options.Tags,
             Push = targets,
+            Load = !options.NoLoad,
+            FastPath = !options.NoFastPath,
             Message = options.Message,
             Timestamp = options.Timestamp,
             CacheDirectory = options.CacheDir,
@@ -274,48 +286,39 @@ internal sealed class SquashCommand : Command
             throw new CliException("a squash that reads from or pushes to a registry needs the registry settings");
         SquashResult result;
         var pushed = new List<(ImageReference Target, PushResult Result)>();
+        var request = Request(options, targets, context);
+        var squashProgress = progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null)));
         if (options.Input is not null && viaRegistry)
         {
             // No engine; images from a registry and/or the result to one.
             await EngineAccess.SweepAsync(context, null, cancellationToken).ConfigureAwait(false);
-            var request = RegistryRequest(options, targets, context);
             // --creds are for the registry read from (the image's, else the base's), else the one pushed to.
-            var where = request.Final is RegistrySquashSource fromImage ? fromImage.Reference
+            var where = request.Image is RegistrySquashSource fromImage ? fromImage.Reference
                 : request.Base is RegistrySquashSource fromBase ? fromBase.Reference : targets[0];
             var renderer = BlobProgressRenderer.Create(registry!.Progress, context);
             using var client = new RegistryClient(registry.ToSettings(where.Registry, renderer));
             client.MirrorFailed += (mirror, why) => context.Error.WriteLine($"layertool: mirror {mirror} failed, trying the next: {why}");
-            RegistrySquashResult r;
             try
             {
-                r = await new RegistrySquasher(client).SquashAsync(request, progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null))),
-                    cancellationToken).ConfigureAwait(false);
+                result = await new RegistrySquasher(client).SquashAsync(request, squashProgress, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
                 renderer?.Done();
             }
-            pushed.AddRange(r.Pushed);
-            result = new SquashResult(r.ImageId, r.LayerDiffId, r.LayersBefore, r.LayersAfter, r.BytesBefore, r.BytesAfter, r.LayerBytes, [], r.Warnings);
+            pushed.AddRange(result.Pushed);
         }
         else if (options.Input is not null)
         {
             // No engine: only the temp directories of killed runs are swept.
             await EngineAccess.SweepAsync(context, null, cancellationToken).ConfigureAwait(false);
-            var r = await ArchiveSquasher.SquashAsync(new ArchiveSquashRequest(
-                options.Input, options.Image, options.Onto, options.BaseInput, options.Output!, options.Format, options.Tags,
-                options.Message, options.Timestamp, null, options.CacheDir, context.TempDirectory), progress is null ? null : new Progress<long>(b => progress.Report(new SquashProgress("squash", b, null))),
-                cancellationToken).ConfigureAwait(false);
-            result = new SquashResult(r.ImageId, r.LayerDiffId, r.LayersBefore, r.LayersAfter, r.BytesBefore, r.BytesAfter, r.LayerBytes, [], r.Warnings);
+            result = await ArchiveSquasher.SquashAsync(request, squashProgress, cancellationToken).ConfigureAwait(false);
         }
         else
         {
             using var connection = await EngineAccess.ConnectAsync(context, cancellationToken).ConfigureAwait(false);
             var service = new EngineSquashService(new DockerImageEngine(connection), new EngineSquashSettings(options.CacheDir, context.TempDirectory));
-            result = await service.SquashAsync(new SquashRequest(
-                options.Image!, options.Onto, options.Tags, options.Message, options.Timestamp, !options.NoLoad, options.Output, options.Format,
-                FastPath: !options.NoFastPath),
-                progress, cancellationToken).ConfigureAwait(false);
+            result = await service.SquashAsync(request, progress, cancellationToken).ConfigureAwait(false);
             progress?.Done();
             // The result is in the engine (or only in the output file): pushed from there, as `layertool push` does.
             foreach (var target in targets)

@@ -51,18 +51,20 @@ public sealed class EngineSquashService : ISquashService
     public async Task<SquashResult> SquashAsync(SquashRequest request, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var imageRef = EngineReference(request.Image, "IMAGE");
+        var baseRef = request.Base is null ? null : EngineReference(request.Base, "BASE");
         var tags = request.Tags.Select(ParseTag).ToList();
         if (request.OutputFormat is not ("docker" or "oci"))
             throw new ArgumentException($"unknown output format '{request.OutputFormat}' (docker or oci)", nameof(request));
 
         // Three independent round trips to the engine (/info is the slowest), sent side by side.
-        var finalTask = _engine.TryInspectImageAsync(request.Image, cancellationToken);
-        var baseTask = request.Base is null ? Task.FromResult<EngineImage?>(null) : _engine.TryInspectImageAsync(request.Base, cancellationToken);
+        var finalTask = _engine.TryInspectImageAsync(imageRef, cancellationToken);
+        var baseTask = baseRef is null ? Task.FromResult<EngineImage?>(null) : _engine.TryInspectImageAsync(baseRef, cancellationToken);
         var storeTask = _engine.GetStoreKindAsync(cancellationToken);
         await Task.WhenAll(finalTask, baseTask, storeTask).ConfigureAwait(false);
-        var final = await finalTask.ConfigureAwait(false) ?? throw new EngineException($"no such image: {request.Image}");
+        var final = await finalTask.ConfigureAwait(false) ?? throw new EngineException($"no such image: {imageRef}");
         var baseImage = await baseTask.ConfigureAwait(false);
-        if (request.Base is not null && baseImage is null) throw new EngineException($"no such image: {request.Base} (the base)");
+        if (baseRef is not null && baseImage is null) throw new EngineException($"no such image: {baseRef} (the base)");
         var store = await storeTask.ConfigureAwait(false);
 
         var (opening, method) = _images.OpenFinal(final, baseImage, store, request.FastPath, cancellationToken);
@@ -96,16 +98,16 @@ public sealed class EngineSquashService : ISquashService
             Final = source.Image,
             Base = baseForSquash,
             BaseIndex = baseIndex,
-            BaseName = request.Base,
+            BaseName = baseRef,
             BaseDigest = BaseDigest(baseImage),
             Message = request.Message,
-            CreatedBy = request.Base is null ? "layertool squash --onto scratch" : $"layertool squash --onto {request.Base}",
+            CreatedBy = baseRef is null ? "layertool squash --onto scratch" : $"layertool squash --onto {baseRef}",
             Timestamp = request.Timestamp,
-            Now = (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
+            Now = request.Now ?? (_settings.Clock ?? TimeProvider.System).GetUtcNow(),
             TempDirectory = _settings.TempDirectory,
             WriteLayer = source.WriteLayerAsync,
             // The base's root is not read through the engine: only a squash onto scratch writes the image's.
-            Root = RootEntry.ToWrite(finalRoot, ontoScratch: request.Base is null, baseKnown: false, null),
+            Root = RootEntry.ToWrite(finalRoot, ontoScratch: baseRef is null, baseKnown: false, null),
         };
         // An export is read once, its size known; layer directories are read as needed.
         long? totalBytes = source.Rereadable ? null : final.Size;
@@ -150,10 +152,17 @@ public sealed class EngineSquashService : ISquashService
             final.Size,
             (baseImage?.Size ?? 0) + squashed.LayerSize,
             squashed.LayerSize,
-            request.Load ? request.Tags : [],
-            squashed.Warnings,
-            method);
+            squashed.Warnings)
+        {
+            Tags = request.Load ? request.Tags : [],
+            Method = method,
+        };
     }
+
+    /// <summary>The engine's name for an image of the request; this squasher reads engine images only.</summary>
+    private static string EngineReference(SquashSource source, string what) => source is EngineSquashSource engine
+        ? engine.Reference
+        : throw new ArgumentException($"the engine squash reads {what} from the engine, not from {source}", nameof(source));
 
     private static ImageReference ParseTag(string tag) =>
         ImageReference.TryParse(tag, out var reference, out var error) && reference.Digest is null

@@ -3,107 +3,42 @@ using LayerTool.Image.Layers;
 
 namespace LayerTool.Image.Squash;
 
-/// <summary>A squash with no engine: both images come from archives or OCI layouts, the result goes to a file.</summary>
-/// <param name="Input">The docker-archive (tar) or OCI layout (directory or tar) holding IMAGE (and BASE, unless <paramref name="BaseInput"/>).</param>
-/// <param name="Image">IMAGE: a name, tag or ID inside the archive; null for its only image.</param>
-/// <param name="Base">BASE: a name inside the (base) archive, or null for scratch (with <paramref name="BaseInput"/>: its only image).</param>
-/// <param name="BaseInput">An archive holding BASE.</param>
-/// <param name="OutputPath">Where the result goes (replaced only once complete).</param>
-/// <param name="OutputFormat"><c>docker</c> or <c>oci</c>.</param>
-/// <param name="Tags">Names written into the result.</param>
-/// <param name="Message">The squash history entry's comment.</param>
-/// <param name="Timestamp">Reproducible mode's clamp time.</param>
-/// <param name="Now">The squash's time otherwise.</param>
-/// <param name="CacheDirectory">Where base indexes are cached (null: no cache).</param>
-/// <param name="TempDirectory">Where temp files go.</param>
-public sealed record ArchiveSquashRequest(
-    string Input,
-    string? Image,
-    string? Base,
-    string? BaseInput,
-    string OutputPath,
-    string OutputFormat,
-    IReadOnlyList<string> Tags,
-    string? Message = null,
-    DateTimeOffset? Timestamp = null,
-    DateTimeOffset? Now = null,
-    string? CacheDirectory = null,
-    string? TempDirectory = null);
-
-/// <summary>What an archive squash produced.</summary>
-public sealed record ArchiveSquashResult(
-    string ImageId,
-    string LayerDiffId,
-    int LayersBefore,
-    int LayersAfter,
-    long BytesBefore,
-    long BytesAfter,
-    long LayerBytes,
-    IReadOnlyList<string> Warnings);
-
-/// <summary>The images of a squash with no engine, wherever they were read from, and how the result is made.</summary>
-/// <param name="Final">The image F whose filesystem the result must hold.</param>
-/// <param name="Base">The base B, or null for scratch.</param>
-public sealed record ImageSquashInput(IImage Final, IImage? Base)
-{
-    /// <summary>B's name in the squash's history entry and the OCI base-name label (as the user gave it).</summary>
-    public string? BaseName { get; init; }
-
-    /// <summary>B's digest for the OCI base-digest label (a manifest digest when known, else its image ID).</summary>
-    public Digest? BaseDigest { get; init; }
-
-    /// <summary>The squash history entry's comment.</summary>
-    public string? Message { get; init; }
-
-    /// <summary>Reproducible mode's clamp time.</summary>
-    public DateTimeOffset? Timestamp { get; init; }
-
-    /// <summary>The squash's time otherwise.</summary>
-    public DateTimeOffset Now { get; init; } = DateTimeOffset.UtcNow;
-
-    /// <summary>Where base indexes are cached (null: no cache).</summary>
-    public string? CacheDirectory { get; init; }
-
-    /// <summary>Where temp files go (null: the system's temp directory).</summary>
-    public string? TempDirectory { get; init; }
-}
-
 /// <summary>Squashes an image from an archive onto a base from an archive, into a new archive.</summary>
 public static class ArchiveSquasher
 {
-    public static async Task<ArchiveSquashResult> SquashAsync(ArchiveSquashRequest request, IProgress<long>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Squashes an image from an archive or layout onto a base from one (the same or another; scratch when
+    /// <see cref="SquashRequest.Base"/> is null) into <see cref="SquashRequest.OutputPath"/>, with no engine.
+    /// </summary>
+    public static async Task<SquashResult> SquashAsync(SquashRequest request, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.Image is not ArchiveSquashSource image || request.Base is not (null or ArchiveSquashSource))
+            throw new ArgumentException("a squash without an engine or a registry reads archives or layouts only", nameof(request));
+        var outputPath = request.OutputPath ?? throw new ArgumentException("a squash without an engine writes an output file", nameof(request));
+        var baseSource = request.Base as ArchiveSquashSource;
         var tags = ParseTags(request.Tags);
         var options = new ImageArchiveOptions { TemporaryDirectory = request.TempDirectory };
-        foreach (var source in new[] { request.Input, request.BaseInput }.OfType<string>())
+        foreach (var source in new[] { image.Path, baseSource?.Path }.OfType<string>())
         {
             // The result replaces the output path once complete: were it the input, the input would be gone.
-            if (FileIdentity.Same(request.OutputPath, source))
-                throw new IOException($"the output '{request.OutputPath}' is the input '{source}' (the same file): write the result elsewhere");
+            if (FileIdentity.Same(outputPath, source))
+                throw new IOException($"the output '{outputPath}' is the input '{source}' (the same file): write the result elsewhere");
         }
-        using var input = ImageArchive.Open(request.Input, options);
-        using var baseInput = request.BaseInput is null ? null : ImageArchive.Open(request.BaseInput, options);
-        var final = input.GetImage(request.Image);
-        ArchiveImage? baseImage = baseInput is not null ? baseInput.GetImage(request.Base)
-            : request.Base is null ? null : input.GetImage(request.Base);
+        using var input = ImageArchive.Open(image.Path, options);
+        var sameArchive = baseSource is not null && string.Equals(Path.GetFullPath(baseSource.Path), Path.GetFullPath(image.Path), StringComparison.Ordinal);
+        using var baseInput = baseSource is null || sameArchive ? null : ImageArchive.Open(baseSource.Path, options);
+        var final = input.GetImage(image.Name);
+        ArchiveImage? baseImage = baseSource is null ? null : (baseInput ?? input).GetImage(baseSource.Name);
 
-        using var squashed = await SquashImagesAsync(new ImageSquashInput(final, baseImage)
-        {
-            BaseName = request.Base ?? baseImage?.ToString(),
-            BaseDigest = baseImage?.ManifestDescriptor?.Digest ?? baseImage?.Config.Digest,
-            Message = request.Message,
-            Timestamp = request.Timestamp,
-            Now = request.Now ?? DateTimeOffset.UtcNow,
-            CacheDirectory = request.CacheDirectory,
-            TempDirectory = request.TempDirectory,
-        }, progress, cancellationToken).ConfigureAwait(false);
+        using var squashed = await SquashImagesAsync(final, baseImage, baseSource?.Name ?? baseImage?.ToString(),
+            baseImage?.ManifestDescriptor?.Digest ?? baseImage?.Config.Digest, request, progress, cancellationToken).ConfigureAwait(false);
 
-        var written = await WriteAsync(squashed, request.OutputPath, request.OutputFormat, tags, request.Timestamp, request.TempDirectory, cancellationToken).ConfigureAwait(false);
+        var written = await WriteAsync(squashed, outputPath, request.OutputFormat, tags, request.Timestamp, request.TempDirectory, cancellationToken).ConfigureAwait(false);
 
         var before = SizeOf(final.Layers);
         var baseBytes = baseImage is null ? 0 : SizeOf(baseImage.Layers);
-        return new ArchiveSquashResult(
+        return new SquashResult(
             written.ImageId.ToString(),
             squashed.NewLayer?.DiffId.ToString() ?? "",
             final.Layers.Count,
@@ -115,31 +50,39 @@ public static class ArchiveSquasher
     }
 
     /// <summary>
-    /// Squashes <see cref="ImageSquashInput.Final"/> onto <see cref="ImageSquashInput.Base"/> (scratch when null) with
-    /// no engine, from images read anywhere (archives, OCI layouts, a registry): the base's filesystem index is built
-    /// from its layers (or taken from the cache by its image ID), the final image's layers are merged as they stream.
-    /// The caller delivers the verified result and disposes it.
+    /// Squashes <paramref name="final"/> onto <paramref name="baseImage"/> (scratch when null) with no engine, from images
+    /// read anywhere (archives, OCI layouts, a registry): the base's filesystem index is built from its layers (or taken
+    /// from the cache by its image ID), the final image's layers are merged as they stream. <paramref name="request"/>
+    /// gives the message, times and directories. The caller delivers the verified result and disposes it.
     /// </summary>
-    public static async Task<SquashedImage> SquashImagesAsync(ImageSquashInput input, IProgress<long>? progress, CancellationToken cancellationToken)
+    /// <param name="final">IMAGE, opened.</param>
+    /// <param name="baseImage">BASE, opened; null for scratch.</param>
+    /// <param name="baseName">BASE as the user named it (history entry, OCI base-name label).</param>
+    /// <param name="baseDigest">BASE's digest for the OCI base-digest label (a manifest digest when known, else its image ID).</param>
+    /// <param name="request">The squash's options.</param>
+    /// <param name="progress">Bytes of the final filesystem read so far.</param>
+    /// <param name="cancellationToken">Cancels the squash.</param>
+    public static async Task<SquashedImage> SquashImagesAsync(IImage final, IImage? baseImage, string? baseName, Digest? baseDigest, SquashRequest request,
+        IProgress<long>? progress, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(input);
-        var baseImage = input.Base;
-        using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, input.CacheDirectory, input.TempDirectory, cancellationToken).ConfigureAwait(false);
-        var finalLayers = input.Final.Layers.Select(Opener).ToList();
+        ArgumentNullException.ThrowIfNull(final);
+        ArgumentNullException.ThrowIfNull(request);
+        using var baseIndex = baseImage is null ? FsIndex.Empty : await BaseIndexAsync(baseImage, request.CacheDirectory, request.TempDirectory, cancellationToken).ConfigureAwait(false);
+        var finalLayers = final.Layers.Select(Opener).ToList();
         var finalRoot = await RootEntry.FindAsync(finalLayers, cancellationToken).ConfigureAwait(false);
         var baseRoot = baseImage is null ? null : await RootEntry.FindAsync(baseImage.Layers.Select(Opener), cancellationToken).ConfigureAwait(false);
         return await ImageSquasher.SquashAsync(new SquashSpec
         {
-            Final = input.Final,
+            Final = final,
             Base = baseImage,
             BaseIndex = baseIndex,
-            BaseName = input.BaseName,
-            BaseDigest = input.BaseDigest,
-            Message = input.Message,
-            CreatedBy = baseImage is null ? "layertool squash --onto scratch" : $"layertool squash --onto {input.BaseName ?? baseImage.Config.Digest.ToString()}",
-            Timestamp = input.Timestamp,
-            Now = input.Now,
-            TempDirectory = input.TempDirectory,
+            BaseName = baseName,
+            BaseDigest = baseDigest,
+            Message = request.Message,
+            CreatedBy = baseImage is null ? "layertool squash --onto scratch" : $"layertool squash --onto {baseName ?? baseImage.Config.Digest.ToString()}",
+            Timestamp = request.Timestamp,
+            Now = request.Now ?? DateTimeOffset.UtcNow,
+            TempDirectory = request.TempDirectory,
             Root = RootEntry.ToWrite(finalRoot, ontoScratch: baseImage is null, baseKnown: true, baseRoot),
             WriteLayer = (index, output, diffOptions, ct) => LayerDiff.WriteFromLayersAsync(index, finalLayers, output, diffOptions, ct),
         }, progress, cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using LayerTool.Docker;
 using LayerTool.Build.Planning;
 using LayerTool.Docker.Squash;
@@ -48,12 +49,12 @@ public sealed class PlanRunnerTests
         public async Task<SquashResult> SquashAsync(SquashRequest request, IProgress<SquashProgress>? progress, CancellationToken cancellationToken)
         {
             Requests.Add(request);
-            var image = await engine.InspectImageAsync(request.Image, cancellationToken) ?? throw new EngineException($"no image {request.Image}");
-            var baseLayers = request.Base is null ? [] : (await engine.InspectImageAsync(request.Base, cancellationToken))!.DiffIds;
+            var image = await engine.InspectImageAsync(request.Image.ToString()!, cancellationToken) ?? throw new EngineException($"no image {request.Image}");
+            var baseLayers = request.Base is null ? [] : (await engine.InspectImageAsync(request.Base.ToString()!, cancellationToken))!.DiffIds;
             var id = engine.NewId();
             engine.Images[id] = FakeEngine.Image(id, image.Config, [.. baseLayers, "sha256:squashed-" + id[^6..]], 50);
             foreach (var tag in request.Tags) engine.Tags[tag] = id;
-            return new SquashResult(id, "sha256:squashed-" + id[^6..], image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, request.Tags, []);
+            return new SquashResult(id, "sha256:squashed-" + id[^6..], image.DiffIds.Count, baseLayers.Count + 1, 100, 50, 10, []) { Tags = request.Tags };
         }
     }
 
@@ -80,7 +81,7 @@ public sealed class PlanRunnerTests
 
         backend.Builds.Select(b => b.Description).ShouldBe(["TAG app:one (Dockerfile:3)", "stage app up to COMPRESS (Dockerfile:5)", "final image (stage app)"]);
         backend.Builds.ShouldAllBe(b => b.Target == "app");
-        squash.Requests.Single().Base.ShouldBe("busybox");
+        squash.Requests.Single().Base!.ToString().ShouldBe("busybox");
         result.TaggedImages.Single().ShouldBe(new TaggedImage("app:one", _engine.Tags["app:one"], 3));
         result.Compressions.Single().Line.ShouldBe(5);
         result.Compressions.Single().LayersAfter.ShouldBe(2);
@@ -192,7 +193,7 @@ public sealed class PlanRunnerTests
 
         var result = await runner.RunAsync(plan, CancellationToken.None);
 
-        squash.Requests.Single().Base.ShouldBe("busybox");
+        squash.Requests.Single().Base!.ToString().ShouldBe("busybox");
         squash.Requests.Single().Tags.ShouldBe(["sq:1"]);
         plan.Steps.OfType<PlanBuild>().Single().Build.Labels["k"].ShouldBe("v");
         result.ImageId.ShouldBe(_engine.Tags["sq:1"]);

@@ -38,9 +38,13 @@ public sealed class RootEntrySquashTests : IDisposable
     private async Task<List<(LayerEntry Entry, byte[] Content)>> SquashAsync(string input, string? baseInput, string? timestamp = null)
     {
         var output = _dir.File(Guid.NewGuid().ToString("N") + ".tar");
-        await ArchiveSquasher.SquashAsync(new ArchiveSquashRequest(input, null, null, baseInput, output, "docker", ["out:1"],
-            Timestamp: timestamp is null ? null : DateTimeOffset.Parse(timestamp, System.Globalization.CultureInfo.InvariantCulture),
-            TempDirectory: _dir.Path), null, CancellationToken.None);
+        await ArchiveSquasher.SquashAsync(new SquashRequest(new ArchiveSquashSource(input, null), baseInput is null ? null : new ArchiveSquashSource(baseInput, null))
+        {
+            OutputPath = output,
+            Tags = ["out:1"],
+            Timestamp = timestamp is null ? null : DateTimeOffset.Parse(timestamp, System.Globalization.CultureInfo.InvariantCulture),
+            TempDirectory = _dir.Path,
+        }, null, CancellationToken.None);
         using var archive = ImageArchive.Open(output);
         var layer = archive.GetImage().Layers[^1];
         using var read = new MemoryStream();

@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using System.Text.Json.Nodes;
 using LayerTool.Build;
 using LayerTool.Build.Planning;

@@ -1,3 +1,4 @@
+using LayerTool.Image.Squash;
 using LayerTool.Build;
 using LayerTool.Docker.Squash;
 using LayerTool.Docker.Images;
@@ -186,7 +187,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var tag = _h.Track(_h.Name("piped-sq"));
         var watching = new WatchingEngine(_h.Images);
         var result = await new EngineSquashService(watching, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [tag]), null, CancellationToken.None);
         result.Method.ShouldNotBeNull().ShouldStartWith("fast path");
         result.LayerBytes.ShouldBeGreaterThan(9_000_000);
         watching.SeekableBodies.ShouldBe([false], "one load");
@@ -198,7 +199,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         // The same squash written to a file (engine API, no load) has the same layer.
         var file = Path.Combine(_h.TempDir(), "api.tar");
         var api = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [], Load: false, OutputPath: file, FastPath: false), null, CancellationToken.None);
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, []) with { Load = false, OutputPath = file, FastPath = false }), null, CancellationToken.None);
         api.LayerDiffId.ShouldBe(result.LayerDiffId);
     }
 
@@ -208,13 +209,13 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var image = await _h.BuildAsync("piped-twice", Big);
         var first = _h.Track(_h.Name("piped-twice-1"));
         var one = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [first]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [first]), null, CancellationToken.None);
 
         // The same squash again (another time, so another config): the engine has the layer and never opens the pipe.
         var second = _h.Track(_h.Name("piped-twice-2"));
         var watching = new WatchingEngine(_h.Images);
         var two = await new EngineSquashService(watching, new EngineSquashSettings(_h.CacheDir) { Clock = new FixedClock(DateTimeOffset.UtcNow.AddHours(1)) })
-            .SquashAsync(new SquashRequest(image, Busybox, [second]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [second]), null, CancellationToken.None);
         watching.SeekableBodies.ShouldBe([false], "one load, through the pipe's archive");
         two.LayerDiffId.ShouldBe(one.LayerDiffId);
         two.ImageId.ShouldNotBe(one.ImageId);
@@ -234,7 +235,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var tag = _h.Track(_h.Name("streamed-sq"));
         var watching = new WatchingEngine(_h.Images);
         var result = await new EngineSquashService(watching, Streaming(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [tag]), null, CancellationToken.None);
         result.Method.ShouldNotBeNull().ShouldStartWith("fast path");
         watching.SeekableBodies.ShouldBe([false], "one load, streamed (not a finished file)");
         watching.BodyBytes.Single().ShouldBeGreaterThan(result.LayerBytes, "the layer is inside the upload");
@@ -250,7 +251,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         // The first upload reaches the engine only after the squash stopped waiting for its pipe.
         var watching = new WatchingEngine(_h.Images, holdFirstBody: TimeSpan.FromSeconds(2));
         var result = await new EngineSquashService(watching, new EngineSquashSettings(_h.CacheDir) { LoadPipeWait = TimeSpan.FromMilliseconds(200) })
-            .SquashAsync(new SquashRequest(image, Busybox, [tag]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [tag]), null, CancellationToken.None);
         watching.SeekableBodies.ShouldBe([false, false], "the piped upload, abandoned; then the streamed one");
         watching.BodyBytes[1].ShouldBeGreaterThan(result.LayerBytes);
         result.Tags.ShouldBe([tag]);
@@ -272,14 +273,14 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var time = DateTimeOffset.FromUnixTimeSeconds(1_600_000_000);
         var file = Path.Combine(_h.TempDir(), "expected.tar");
         var expected = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [], Timestamp: time, Load: false, OutputPath: file), null, CancellationToken.None);
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, []) with { Timestamp = time, Load = false, OutputPath = file }), null, CancellationToken.None);
 
         var tag = _h.Track(_h.Name($"piped-cut-{when}-sq"));
         using var cancel = new CancellationTokenSource();
         var atLoad = new CancelAtPhase("load", cancel, when == "mid-write" ? TimeSpan.FromMilliseconds(50) : TimeSpan.Zero);
         var engine = new WatchingEngine(_h.Images) { CancelWhenLoaded = when == "after-load" ? cancel : null };
         await Should.ThrowAsync<OperationCanceledException>(() => new EngineSquashService(engine, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag], Timestamp: time), when == "after-load" ? null : atLoad, cancel.Token));
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, [tag]) with { Timestamp = time }), when == "after-load" ? null : atLoad, cancel.Token));
         engine.SeekableBodies.ShouldBe([false], "one load");
         (await _h.Images.TryInspectImageAsync(expected.ImageId, CancellationToken.None)).ShouldBeNull("nothing was loaded (or it was removed)");
         (await _h.Images.TryInspectImageAsync(tag, CancellationToken.None)).ShouldBeNull("nothing was tagged");
@@ -287,7 +288,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
 
         // The engine is not stuck: the same squash then loads.
         var again = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag], Timestamp: time), null, CancellationToken.None);
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, [tag]) with { Timestamp = time }), null, CancellationToken.None);
         again.ImageId.ShouldBe(expected.ImageId);
     }
 
@@ -314,7 +315,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
 
         var tag = _h.Track(_h.Name("piped-orphan-sq"));
         await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag]), null, CancellationToken.None);
+            .SquashAsync(SquashRequest.OnEngine(image, Busybox, [tag]), null, CancellationToken.None);
         (await Should.ThrowAsync<EngineException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)))).Message.ShouldContain("diffID");
         (await LeftoverPipesAsync(image)).ShouldBeEmpty();
         await _h.ShouldBeSquashOfAsync(tag, image, Busybox);
@@ -327,12 +328,12 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var time = DateTimeOffset.FromUnixTimeSeconds(1_600_000_000);
         var tag = _h.Track(_h.Name("piped-had-sq"));
         var first = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag], Timestamp: time), null, CancellationToken.None);
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, [tag]) with { Timestamp = time }), null, CancellationToken.None);
 
         using var cancel = new CancellationTokenSource();
         var engine = new WatchingEngine(_h.Images) { CancelWhenLoaded = cancel };
         await Should.ThrowAsync<OperationCanceledException>(() => new EngineSquashService(engine, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [], Timestamp: time), null, cancel.Token));
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, []) with { Timestamp = time }), null, cancel.Token));
         (await _h.Images.TryInspectImageAsync(tag, CancellationToken.None)).ShouldNotBeNull().Id.ShouldBe(first.ImageId);
     }
 
@@ -344,13 +345,13 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         // The image the squash would load: reproducible, so a squash into a file gives its ID.
         var file = Path.Combine(_h.TempDir(), "expected.tar");
         var expected = await new EngineSquashService(_h.Images, new EngineSquashSettings(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [], Timestamp: when, Load: false, OutputPath: file), null, CancellationToken.None);
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, []) with { Timestamp = when, Load = false, OutputPath = file }), null, CancellationToken.None);
 
         var tag = _h.Track(_h.Name("streamed-cut-sq"));
         using var cancel = new CancellationTokenSource();
         var watching = new WatchingEngine(_h.Images, cancel, cancelAfter: 2_000_000);
         await Should.ThrowAsync<OperationCanceledException>(() => new EngineSquashService(watching, Streaming(_h.CacheDir))
-            .SquashAsync(new SquashRequest(image, Busybox, [tag], Timestamp: when), null, cancel.Token));
+            .SquashAsync((SquashRequest.OnEngine(image, Busybox, [tag]) with { Timestamp = when }), null, cancel.Token));
         watching.SeekableBodies.ShouldBe([false]);
         (await _h.Images.TryInspectImageAsync(expected.ImageId, CancellationToken.None)).ShouldBeNull("nothing was loaded");
         (await _h.Images.TryInspectImageAsync(tag, CancellationToken.None)).ShouldBeNull("nothing was tagged");
@@ -366,7 +367,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var tag = _h.Track(_h.Name("fallback-sq"));
         var refusing = new RefusingEngine(_h.Images, 1);
         var service = new EngineSquashService(refusing, new EngineSquashSettings(_h.CacheDir));
-        var result = await service.SquashAsync(new SquashRequest(image, "busybox:latest", [tag]), null, CancellationToken.None);
+        var result = await service.SquashAsync(SquashRequest.OnEngine(image, "busybox:latest", [tag]), null, CancellationToken.None);
         refusing.Loads.ShouldBe(2);
         result.Tags.ShouldBe([tag]);
         await _h.ShouldBeSquashOfAsync(tag, image, "busybox:latest");
@@ -374,7 +375,7 @@ public sealed class SquashLoadFallbackTests(EngineFixture engine) : IAsyncLifeti
         var never = _h.Track(_h.Name("fallback-never"));
         var stubborn = new EngineSquashService(new RefusingEngine(_h.Images, 2), new EngineSquashSettings(_h.CacheDir));
         var e = await Should.ThrowAsync<EngineException>(() =>
-            stubborn.SquashAsync(new SquashRequest(image, "busybox:latest", [never], Timestamp: DateTimeOffset.FromUnixTimeSeconds(1)), null, CancellationToken.None));
+            stubborn.SquashAsync((SquashRequest.OnEngine(image, "busybox:latest", [never]) with { Timestamp = DateTimeOffset.FromUnixTimeSeconds(1) }), null, CancellationToken.None));
         e.Message.ShouldContain("refused");
         (await _h.Images.TryInspectImageAsync(never, CancellationToken.None)).ShouldBeNull();
     }
