@@ -96,7 +96,7 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
         string? error = null;
         try
         {
-            using var upload = spool.Open(extra is null ? null : dockerfileName, extra);
+            using var upload = await spool.OpenAsync(extra is null ? null : dockerfileName, extra, cancellationToken).ConfigureAwait(false);
             using var request = new HttpRequestMessage(HttpMethod.Post, _http.Versioned("/build?" + query))
             {
                 Content = new StreamContent(upload, 81920),
