@@ -73,7 +73,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             if (!await TryLoadZeroLayerImageAsync(cancellationToken).ConfigureAwait(false))
             {
                 using var empty = new MemoryStream();
-                using (var tar = new LayerTool.Image.Layers.LayerTarWriter(empty, leaveOpen: true, hashLayer: false))
+                using (var tar = new LayerTool.Image.Layers.Tar.LayerTarWriter(empty, leaveOpen: true, hashLayer: false))
                     await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
                 empty.Position = 0;
                 var (name, tag) = SplitTag(EmptyImageReference);
@@ -409,7 +409,7 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         var missing = ids.Where(id => !found.ContainsKey(id)).ToArray();
         if (missing.Length == 0) return found;
         using var save = await Client.Images.SaveImagesAsync(missing, cancellationToken).ConfigureAwait(false);
-        var reader = new LayerTool.Image.Layers.LayerTarReader(save, leaveOpen: true, source: "the engine's save", namesAsWritten: true);
+        var reader = new LayerTool.Image.Layers.Tar.LayerTarReader(save, leaveOpen: true, source: "the engine's save", namesAsWritten: true);
         await using var readerScope = reader.ConfigureAwait(false);
         while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
         {

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using LayerTool.Build.Execution;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Tests;
 

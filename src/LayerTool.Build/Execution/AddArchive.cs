@@ -4,6 +4,7 @@ using System.Text;
 using ICSharpCode.SharpZipLib.BZip2;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Execution;
 

@@ -4,6 +4,7 @@ using LayerTool.Build.Cache;
 using LayerTool.Build.Context;
 using LayerTool.Dockerfile.Instructions;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Execution;
 

@@ -1,6 +1,7 @@
 using LayerTool.Build.Context;
 using LayerTool.Dockerfile.DockerIgnore;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Docker.BuildKit;
 

@@ -8,7 +8,7 @@ namespace LayerTool.Image.Formats;
 /// Writes the container tar of an image archive (ustar headers, short ASCII names) to a seekable stream.
 /// A member of unknown length is streamed in after a placeholder header that is patched with its size
 /// once the data has passed, so a layer is never buffered. The one writer of archive tars (a layer's or a build
-/// context's tar is written by <see cref="Layers.LayerTarWriter"/>).
+/// context's tar is written by <see cref="Layers.Tar.LayerTarWriter"/>).
 /// </summary>
 public sealed class TarArchiveWriter
 {

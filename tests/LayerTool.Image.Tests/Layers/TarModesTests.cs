@@ -1,6 +1,7 @@
 using System.Text;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Image.Tests.Layers;
 

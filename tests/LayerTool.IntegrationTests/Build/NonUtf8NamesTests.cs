@@ -3,6 +3,7 @@ using System.Text;
 using LayerTool.Cli;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.IntegrationTests.Build;
 

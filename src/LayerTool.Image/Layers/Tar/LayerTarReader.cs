@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Tar;
 
 /// <summary>
 /// Streams the entries of an uncompressed layer tar: ustar, GNU long names/links (<c>L</c>/<c>K</c>),

@@ -2,8 +2,9 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Unicode;
+using LayerTool.Image.Layers.Diff;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Tar;
 
 /// <summary>
 /// Writes a layer tar deterministically: ustar headers where the values fit, a PAX header for long or
