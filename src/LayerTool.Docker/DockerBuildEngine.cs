@@ -1,4 +1,3 @@
-using System.Formats.Tar;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -70,7 +69,8 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
             if (!await TryLoadZeroLayerImageAsync(cancellationToken).ConfigureAwait(false))
             {
                 using var empty = new MemoryStream();
-                using (new TarWriter(empty, leaveOpen: true)) { }
+                using (var tar = new LayerTool.Image.Layers.Tar.LayerTarWriter(empty, leaveOpen: true, hashLayer: false))
+                    await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
                 empty.Position = 0;
                 var (name, tag) = SplitTag(EmptyImageReference);
                 string? error = null;
@@ -111,11 +111,9 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
     private async Task<string?> LoadConfigArchiveAsync(IReadOnlyList<(string Name, byte[] Bytes)> files, CancellationToken cancellationToken)
     {
         using var archive = new MemoryStream();
-        using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
-        {
-            foreach (var (name, bytes) in files)
-                await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) }, cancellationToken).ConfigureAwait(false);
-        }
+        var writer = new TarArchiveWriter(archive, DateTimeOffset.UtcNow);
+        foreach (var (name, bytes) in files) writer.AddFile(name, bytes);
+        writer.Finish();
         archive.Position = 0;
         string? error = null;
         var report = new SyncProgress<JSONMessage>(m => error ??= m.Error?.Message);
@@ -407,17 +405,19 @@ public sealed class DockerBuildEngine(DockerConnection connection) : IDockerEngi
         var missing = ids.Where(id => !found.ContainsKey(id)).ToArray();
         if (missing.Length == 0) return found;
         using var save = await Client.Images.SaveImagesAsync(missing, cancellationToken).ConfigureAwait(false);
-        using var reader = new TarReader(save);
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        var reader = new LayerTool.Image.Layers.Tar.LayerTarReader(save, leaveOpen: true, source: "the engine's save", namesAsWritten: true);
+        await using var readerScope = reader.ConfigureAwait(false);
+        while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
         {
-            if (entry.DataStream is null) continue;
+            if (entry.Type != LayerTool.Image.Layers.LayerEntryType.RegularFile) continue;
             // Docker ≤ 24 names a config <hex>.json; the OCI layout of later versions keeps it in blobs/sha256/<hex>.
-            var name = entry.Name.EndsWith(".json", StringComparison.Ordinal) ? entry.Name[..^5]
-                : entry.Name.StartsWith("blobs/sha256/", StringComparison.Ordinal) ? entry.Name["blobs/sha256/".Length..] : null;
+            var path = entry.Name;
+            var name = path.EndsWith(".json", StringComparison.Ordinal) ? path[..^5]
+                : path.StartsWith("blobs/sha256/", StringComparison.Ordinal) ? path["blobs/sha256/".Length..] : null;
             var id = name is null ? null : missing.FirstOrDefault(m => m == "sha256:" + name);
             if (id is null) continue;
             using var buffer = new MemoryStream();
-            await entry.DataStream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            await reader.Content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
             if (HashesTo(buffer.ToArray(), id)) found[id] = buffer.ToArray();
         }
         return found.ContainsKey(ids[0]) ? found : throw new EngineException($"cannot read the config of {ids[0]}");

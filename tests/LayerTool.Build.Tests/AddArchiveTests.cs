@@ -2,6 +2,8 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
 using LayerTool.Build.Execution;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Tests;
 
@@ -203,5 +205,37 @@ public sealed class AddArchiveTests : IDisposable
         // The archive replaced the image's link d/l with its own link, which is not followed by what comes after it.
         var replaced = Tar((TarEntryType.RegularFile, "d/l", null, "now a file"), (TarEntryType.RegularFile, "d/l2", null, "z"));
         (await ConfineAsync(replaced, "/t", Image(new() { ["d/"] = null, ["d/l"] = "/" }).Lookup)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Names_that_are_not_utf8_keep_every_byte_through_the_rewrite()
+    {
+        // lnk\xe9 -> top\xe9, then lnk\xe9/via\xff: the rewrite puts it at top\xe9/via\xff, as docker's chroot does.
+        byte[] top = [.. "top"u8, 0xE9], lnk = [.. "lnk"u8, 0xE9], via = [.. "via"u8, 0xFF];
+        using var tar = new MemoryStream();
+        await using (var writer = new LayerTarWriter(tar, leaveOpen: true))
+        {
+            await writer.WriteEntryAsync(new LayerEntry { Path = LayerPath.FromBytes(top), Type = LayerEntryType.Directory, Mode = 0x1ED }, null, default);
+            await writer.WriteEntryAsync(new LayerEntry { Path = LayerPath.FromBytes(lnk), Type = LayerEntryType.Symlink, LinkTarget = top }, null, default);
+            await writer.WriteEntryAsync(new LayerEntry { Path = LayerPath.FromBytes([.. lnk, (byte)'/', .. via]), Type = LayerEntryType.RegularFile, Size = 2, Uid = 7 },
+                new MemoryStream("hi"u8.ToArray()), default);
+            await writer.FinishAsync(default);
+        }
+        var path = File("names.tar", tar.ToArray());
+        using var output = new MemoryStream();
+        (await AddArchive.TryConfineAsync(path, "/x", output, CancellationToken.None)).ShouldBeTrue();
+        output.Position = 0;
+        var read = new List<(byte[] Name, LayerEntry Entry)>();
+        await using (var reader = new LayerTarReader(output, leaveOpen: true, namesAsWritten: true))
+        {
+            while (await reader.ReadNextAsync(default) is { } e) read.Add((reader.NameAsWritten.ToArray(), e));
+        }
+        read.Select(r => Convert.ToHexString(r.Name)).ShouldBe([
+            Convert.ToHexString([.. "x/"u8, .. top, (byte)'/']),
+            Convert.ToHexString([.. "x/"u8, .. lnk]),
+            Convert.ToHexString([.. "x/"u8, .. top, (byte)'/', .. via])]);
+        read[1].Entry.LinkTarget.ShouldBe(top);
+        read[2].Entry.Uid.ShouldBe(7);
+        read[2].Entry.Size.ShouldBe(2);
     }
 }

@@ -138,7 +138,8 @@ public sealed class FakeEngine : IDockerEngine
         var names = new List<string>();
         using (var reader = new TarReader(tar, leaveOpen: true))
         {
-            while (reader.GetNextEntry() is { } e) names.Add($"{e.Name} {e.EntryType} {e.Uid}:{e.Gid}");
+            // A directory's name may end in '/' (as docker's own tars write it): the same entry either way.
+            while (reader.GetNextEntry() is { } e) names.Add($"{e.Name.TrimEnd('/')} {e.EntryType} {e.Uid}:{e.Gid}");
         }
         lock (Uploads) Uploads.Add((containerId, directory, names));
         return Task.CompletedTask;

@@ -107,7 +107,7 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
         string? error = null;
         try
         {
-            using var upload = spool.Open(extra);
+            using var upload = await spool.OpenAsync(extra, cancellationToken).ConfigureAwait(false);
             using var request = new HttpRequestMessage(HttpMethod.Post, _http.Versioned("/build?" + query))
             {
                 Content = new StreamContent(upload, 81920),

@@ -1,6 +1,7 @@
-using System.Formats.Tar;
 using LayerTool.Build.Context;
 using LayerTool.Dockerfile.DockerIgnore;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.BuildKit;
 
@@ -9,8 +10,10 @@ namespace LayerTool.Build.BuildKit;
 /// the Dockerfile and <c>.dockerignore</c> included only when the rules keep them (the classic client adds
 /// them back; BuildKit does not). Written once to a temp tar (deleted at dispose) and reused for every build;
 /// each build's upload is that tar with, when needed, one more file (the Dockerfile to build) before its end.
-/// GNU format, not PAX: the engine's frontend decides whether the body is a tar from its first 1,024 bytes, and a
-/// PAX extended header before the first entry makes that look fail (the body is then read as a Dockerfile).
+/// Names up to 100 bytes sit in the headers as they are, never in a PAX record (see
+/// <see cref="LayerTarWriter.NamesInHeader"/>): the engine's frontend decides whether the body is a tar from its
+/// first 1,024 bytes, and a PAX extended header before the first entry makes that look fail (the body is then read
+/// as a Dockerfile).
 /// </summary>
 internal sealed class ContextSpool : IDisposable
 {
@@ -40,10 +43,11 @@ internal sealed class ContextSpool : IDisposable
         var files = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            var writer = new TarWriter(file, TarEntryFormat.Gnu, leaveOpen: true);
+            var writer = NewWriter(file);
             await using (writer.ConfigureAwait(false))
             {
                 await WriteDirectoryAsync(writer, context.Root, "", context.Rules, files, cancellationToken).ConfigureAwait(false);
+                await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
             }
             await file.FlushAsync(cancellationToken).ConfigureAwait(false);
             return new ContextSpool(file, file.Length - EndOfArchive, files);
@@ -55,7 +59,17 @@ internal sealed class ContextSpool : IDisposable
         }
     }
 
-    private static async Task WriteDirectoryAsync(TarWriter writer, string directory, string prefix, DockerIgnoreMatcher rules, HashSet<string> files, CancellationToken cancellationToken)
+    private static LayerTarWriter NewWriter(Stream output) => new(output, leaveOpen: true, hashLayer: false) { NamesInHeader = true };
+
+    private static LayerEntry Entry(string name, LayerEntryType type, UnixFileMode mode, DateTimeOffset mtime) => new()
+    {
+        Path = LayerPath.Parse(name),
+        Type = type,
+        Mode = (int)mode,
+        ModificationTime = mtime,
+    };
+
+    private static async Task WriteDirectoryAsync(LayerTarWriter writer, string directory, string prefix, DockerIgnoreMatcher rules, HashSet<string> files, CancellationToken cancellationToken)
     {
         foreach (var info in new DirectoryInfo(directory).EnumerateFileSystemInfos().OrderBy(i => i.Name, StringComparer.Ordinal))
         {
@@ -73,11 +87,12 @@ internal sealed class ContextSpool : IDisposable
             var mtime = info.LastWriteTimeUtc;
             if (info.LinkTarget is { } target)
             {
-                await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.SymbolicLink, rel) { LinkName = target, Mode = (UnixFileMode)0x1FF, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
+                var link = Entry(rel, LayerEntryType.Symlink, (UnixFileMode)0x1FF, mtime) with { LinkTarget = System.Text.Encoding.UTF8.GetBytes(target) };
+                await writer.WriteEntryAsync(link, null, cancellationToken).ConfigureAwait(false);
             }
             else if (isDirectory)
             {
-                await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, rel + "/") { Mode = mode, ModificationTime = mtime }, cancellationToken).ConfigureAwait(false);
+                await writer.WriteEntryAsync(Entry(rel, LayerEntryType.Directory, mode, mtime), null, cancellationToken).ConfigureAwait(false);
                 await WriteDirectoryAsync(writer, info.FullName, rel, rules, files, cancellationToken).ConfigureAwait(false);
             }
             else if (info is FileInfo f && IsRegular(f))
@@ -85,7 +100,8 @@ internal sealed class ContextSpool : IDisposable
                 var data = new FileStream(f.FullName, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 81920, FileOptions.Asynchronous | FileOptions.SequentialScan);
                 await using (data.ConfigureAwait(false))
                 {
-                    await writer.WriteEntryAsync(new GnuTarEntry(TarEntryType.RegularFile, rel) { Mode = mode, ModificationTime = mtime, DataStream = data }, cancellationToken).ConfigureAwait(false);
+                    var entry = Entry(rel, LayerEntryType.RegularFile, mode, mtime) with { Size = data.Length };
+                    await writer.WriteEntryAsync(entry, data, cancellationToken).ConfigureAwait(false);
                 }
                 files.Add(rel);
             }
@@ -100,11 +116,12 @@ internal sealed class ContextSpool : IDisposable
     /// their directories; epoch times, so that the same files make the same bytes), then the end of the archive.
     /// Read-only, forward-only.
     /// </summary>
-    public Stream Open(IReadOnlyList<KeyValuePair<string, byte[]>> extra)
+    public async Task<Stream> OpenAsync(IReadOnlyList<KeyValuePair<string, byte[]>> extra, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(extra);
         var tail = new MemoryStream();
-        using (var writer = new TarWriter(tail, TarEntryFormat.Gnu, leaveOpen: true))
+        var writer = NewWriter(tail);
+        await using (writer.ConfigureAwait(false))
         {
             var directories = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (name, content) in extra)
@@ -112,17 +129,15 @@ internal sealed class ContextSpool : IDisposable
                 var parts = name.Split('/');
                 for (var i = 1; i < parts.Length; i++)
                 {
-                    var directory = string.Join('/', parts[..i]) + "/";
+                    var directory = string.Join('/', parts[..i]);
                     if (directories.Add(directory))
-                        writer.WriteEntry(new GnuTarEntry(TarEntryType.Directory, directory) { Mode = (UnixFileMode)0x1ED, ModificationTime = DateTimeOffset.UnixEpoch });
+                        await writer.WriteEntryAsync(Entry(directory, LayerEntryType.Directory, (UnixFileMode)0x1ED, DateTimeOffset.UnixEpoch), null, cancellationToken).ConfigureAwait(false);
                 }
-                writer.WriteEntry(new GnuTarEntry(TarEntryType.RegularFile, name)
-                {
-                    Mode = (UnixFileMode)0x1A4,
-                    ModificationTime = DateTimeOffset.UnixEpoch,
-                    DataStream = new MemoryStream(content),
-                });
+                var file = Entry(name, LayerEntryType.RegularFile, (UnixFileMode)0x1A4, DateTimeOffset.UnixEpoch) with { Size = content.Length };
+                using var data = new MemoryStream(content, writable: false);
+                await writer.WriteEntryAsync(file, data, cancellationToken).ConfigureAwait(false);
             }
+            await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
         }
         tail.Position = 0;
         return new ConcatStream(new SliceStream(_file, EntriesLength), tail);

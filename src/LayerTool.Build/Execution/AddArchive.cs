@@ -1,7 +1,10 @@
 using System.Diagnostics;
-using System.Formats.Tar;
 using System.IO.Compression;
+using System.Text;
 using ICSharpCode.SharpZipLib.BZip2;
+using LayerTool.Image;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Execution;
 
@@ -28,6 +31,9 @@ public enum ArchiveCompression
 /// (or hard-link target) goes through a symlink, of the archive or of the image, is renamed to the confined,
 /// resolved path.</item>
 /// </list>
+/// Names and link targets of the archive are kept byte for byte, UTF-8 or not (the resolver holds them as byte
+/// strings: one char per byte). The image is asked about its paths as text, through the engine's API, which cannot
+/// name a path that is not UTF-8: such a path of the image reads as missing.
 /// </summary>
 public static class AddArchive
 {
@@ -155,82 +161,64 @@ public static class AddArchive
         var needed = false;
         // The image's answers are the same for both passes: asked once.
         var imageView = image is null ? null : new ImageView(image);
-        var scan = OpenDecompressed(archive);
-        await using (scan.ConfigureAwait(false))
+        try
         {
-            var resolver = new ConfinedResolver(imageView);
-            var reader = new TarReader(scan);
-            await using var readerScope = reader.ConfigureAwait(false);
-            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            var scan = OpenDecompressed(archive);
+            await using (scan.ConfigureAwait(false))
             {
-                if ((await resolver.ApplyAsync(entry, cancellationToken).ConfigureAwait(false)).Changed)
+                var resolver = new ConfinedResolver(imageView);
+                var reader = new LayerTarReader(scan, leaveOpen: true, source: Path.GetFileName(archive), namesAsWritten: true);
+                await using var readerScope = reader.ConfigureAwait(false);
+                while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
                 {
-                    needed = true;
-                    break;
+                    if ((await resolver.ApplyAsync(Chars(reader.NameAsWritten.Span), entry.Type, Chars(entry.LinkTarget), cancellationToken).ConfigureAwait(false)).Changed)
+                    {
+                        needed = true;
+                        break;
+                    }
                 }
             }
-        }
-        if (!needed) return false;
+            if (!needed) return false;
 
-        var input = OpenDecompressed(archive);
-        await using (input.ConfigureAwait(false))
-        {
-            var resolver = new ConfinedResolver(imageView);
-            var reader = new TarReader(input);
-            await using var readerScope = reader.ConfigureAwait(false);
-            var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
-            await using var writerScope = writer.ConfigureAwait(false);
-            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            var bytePrefix = Chars(Encoding.UTF8.GetBytes(prefix));
+            var input = OpenDecompressed(archive);
+            await using (input.ConfigureAwait(false))
             {
-                var (name, linkName, _) = await resolver.ApplyAsync(entry, cancellationToken).ConfigureAwait(false);
-                if (entry.EntryType == TarEntryType.GlobalExtendedAttributes)
+                var resolver = new ConfinedResolver(imageView);
+                var reader = new LayerTarReader(input, leaveOpen: true, source: Path.GetFileName(archive), namesAsWritten: true);
+                await using var readerScope = reader.ConfigureAwait(false);
+                var writer = new LayerTarWriter(output, leaveOpen: true, hashLayer: false);
+                await using var writerScope = writer.ConfigureAwait(false);
+                while (await reader.ReadNextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
                 {
-                    await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
-                    continue;
+                    var (name, linkName, _) = await resolver.ApplyAsync(Chars(reader.NameAsWritten.Span), entry.Type, Chars(entry.LinkTarget), cancellationToken).ConfigureAwait(false);
+                    // The archive's root entry is skipped: the destination exists, and docker's Unpack leaves an
+                    // existing directory alone for ".".
+                    if (name == "./") continue;
+                    var copy = entry with
+                    {
+                        Path = LayerPath.FromBytes(Bytes(Prefixed(bytePrefix, name))),
+                        LinkTarget = linkName is null ? entry.LinkTarget : Bytes(Prefixed(bytePrefix, linkName)),
+                    };
+                    await writer.WriteEntryAsync(copy, entry.Type == LayerEntryType.RegularFile ? reader.Content : null, cancellationToken).ConfigureAwait(false);
                 }
-                // The archive's root entry is skipped: the destination exists, and docker's Unpack leaves an
-                // existing directory alone for ".".
-                if (name == "./") continue;
-                var copy = Rewritten(entry, Prefixed(prefix, name), linkName is null ? null : Prefixed(prefix, linkName));
-                await writer.WriteEntryAsync(copy, cancellationToken).ConfigureAwait(false);
+                await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
             }
+            return true;
         }
-        return true;
+        catch (ImageFormatException e)
+        {
+            throw new BuildException($"cannot extract {e.Message}", e);
+        }
     }
 
     private static string Prefixed(string prefix, string name) => prefix.Length == 0 ? name : prefix + "/" + name;
 
-    private static PaxTarEntry Rewritten(TarEntry entry, string name, string? linkName)
-    {
-        var type = entry.EntryType switch
-        {
-            TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => TarEntryType.RegularFile,
-            var t => t,
-        };
-        var extended = entry is PaxTarEntry pax
-            ? pax.ExtendedAttributes.Where(kv => kv.Key is not ("path" or "linkpath" or "size" or "mtime" or "atime" or "ctime" or "uid" or "gid" or "uname" or "gname"))
-            : [];
-        var copy = new PaxTarEntry(type, name, extended)
-        {
-            Mode = entry.Mode,
-            Uid = entry.Uid,
-            Gid = entry.Gid,
-            ModificationTime = entry.ModificationTime,
-        };
-        if (entry is PosixTarEntry posix)
-        {
-            copy.UserName = posix.UserName;
-            copy.GroupName = posix.GroupName;
-            if (type is TarEntryType.BlockDevice or TarEntryType.CharacterDevice)
-            {
-                copy.DeviceMajor = posix.DeviceMajor;
-                copy.DeviceMinor = posix.DeviceMinor;
-            }
-        }
-        if (type is TarEntryType.SymbolicLink or TarEntryType.HardLink) copy.LinkName = linkName ?? entry.LinkName;
-        if (type == TarEntryType.RegularFile) copy.DataStream = entry.DataStream;
-        return copy;
-    }
+    /// <summary>A name as a byte string: one char (U+0000–U+00FF) per byte, so any bytes go through string code unchanged.</summary>
+    private static string Chars(ReadOnlySpan<byte> bytes) => Encoding.Latin1.GetString(bytes);
+
+    /// <summary>The bytes of a byte string (see <see cref="Chars"/>).</summary>
+    private static byte[] Bytes(string chars) => Encoding.Latin1.GetBytes(chars);
 
     /// <summary>The image's paths under the destination as they were before the extraction, each asked once.</summary>
     private sealed class ImageView(ImageLookup lookup)
@@ -242,9 +230,9 @@ public static class AddArchive
         {
             if (_known.TryGetValue(path, out var known)) return known;
             var slash = path.LastIndexOf('/');
-            var found = slash >= 0 && !(await AtAsync(path[..slash], ct).ConfigureAwait(false)).IsDirectory
+            var found = (slash >= 0 && !(await AtAsync(path[..slash], ct).ConfigureAwait(false)).IsDirectory) || !System.Text.Unicode.Utf8.IsValid(Bytes(path))
                 ? ImagePath.Missing
-                : await lookup(path, ct).ConfigureAwait(false);
+                : await lookup(Encoding.UTF8.GetString(Bytes(path)), ct).ConfigureAwait(false);
             _known[path] = found;
             return found;
         }
@@ -265,43 +253,46 @@ public static class AddArchive
         private readonly HashSet<string> _cut = new(StringComparer.Ordinal);
 
         /// <summary>The entry's name (and hard-link target) after resolution; Changed when either moved.</summary>
-        public async Task<(string Name, string? LinkName, bool Changed)> ApplyAsync(TarEntry entry, CancellationToken ct)
+        /// <param name="entryName">The name as written (a byte string).</param>
+        /// <param name="type">The entry's type.</param>
+        /// <param name="linkName">A link's target as written (a byte string); empty for other types.</param>
+        /// <param name="ct">Cancels the image's lookups.</param>
+        public async Task<(string Name, string? LinkName, bool Changed)> ApplyAsync(string entryName, LayerEntryType type, string linkName, CancellationToken ct)
         {
-            if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) return (entry.Name, null, false);
-            var clean = Clean(entry.Name);
+            var clean = Clean(entryName);
             var resolved = await ResolveParentAsync(clean, ct).ConfigureAwait(false);
             string? link = null;
-            var changed = resolved != clean || Climbs(entry.Name);
-            if (entry.EntryType == TarEntryType.HardLink)
+            var changed = resolved != clean || Climbs(entryName);
+            if (type == LayerEntryType.HardLink)
             {
-                var target = Clean(entry.LinkName);
+                var target = Clean(linkName);
                 link = await ResolveParentAsync(target, ct).ConfigureAwait(false);
-                changed |= link != target || Climbs(entry.LinkName);
+                changed |= link != target || Climbs(linkName);
             }
-            if (entry.EntryType == TarEntryType.SymbolicLink && !entry.LinkName.StartsWith('/'))
+            if (type == LayerEntryType.Symlink && !linkName.StartsWith('/'))
             {
                 var slash = resolved.LastIndexOf('/');
-                changed |= Climbs((slash < 0 ? "" : resolved[..slash] + "/") + entry.LinkName);
+                changed |= Climbs((slash < 0 ? "" : resolved[..slash] + "/") + linkName);
             }
             // What the entry does to the tree: a symlink appears; anything else replaces what was there (a
             // directory over a directory only updates it, which leaves no link).
             if (resolved.Length > 0)
             {
                 var wasLink = _links.Remove(resolved);
-                if (wasLink || entry.EntryType != TarEntryType.Directory)
+                if (wasLink || type != LayerEntryType.Directory)
                 {
                     var prefix = resolved + "/";
                     foreach (var k in _links.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList()) _links.Remove(k);
                 }
-                if (entry.EntryType == TarEntryType.SymbolicLink) _links[resolved] = entry.LinkName;
+                if (type == LayerEntryType.Symlink) _links[resolved] = linkName;
                 if (image is not null)
                 {
-                    if (entry.EntryType != TarEntryType.Directory || !(await ImageAtAsync(resolved, ct).ConfigureAwait(false)).IsDirectory)
+                    if (type != LayerEntryType.Directory || !(await ImageAtAsync(resolved, ct).ConfigureAwait(false)).IsDirectory)
                         _cut.Add(resolved);
                     _written.Add(resolved);
                 }
             }
-            return (resolved.Length == 0 ? "./" : entry.EntryType == TarEntryType.Directory ? resolved + "/" : resolved, link, changed);
+            return (resolved.Length == 0 ? "./" : type == LayerEntryType.Directory ? resolved + "/" : resolved, link, changed);
         }
 
         /// <summary>True when a relative path's <c>..</c> go above where it starts.</summary>
@@ -360,7 +351,7 @@ public static class AddArchive
         {
             if (_links.TryGetValue(path, out var target)) return target;
             if (image is null || _written.Contains(path)) return null;
-            return (await ImageAtAsync(path, ct).ConfigureAwait(false)).LinkTarget;
+            return (await ImageAtAsync(path, ct).ConfigureAwait(false)).LinkTarget is { } text ? Chars(Encoding.UTF8.GetBytes(text)) : null;
         }
 
         /// <summary>Resolves every component of <paramref name="path"/> (a clean relative path) through the links.</summary>

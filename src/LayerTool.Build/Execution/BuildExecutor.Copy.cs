@@ -1,15 +1,17 @@
 using LayerTool.Image;
-using System.Formats.Tar;
 using System.Globalization;
+using System.Text;
 using LayerTool.Build.Cache;
 using LayerTool.Build.Context;
 using LayerTool.Dockerfile.Instructions;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Build.Execution;
 
 public sealed partial class BuildExecutor
 {
-    private const UnixFileMode DirMode = (UnixFileMode)0x1ED; // 0755
+    private const int DirMode = 0x1ED; // 0755
 
     /// <summary>One thing a COPY/ADD brings in.</summary>
     private abstract record CopyItem;
@@ -271,10 +273,10 @@ public sealed partial class BuildExecutor
             }
 
             using (var file = File.Create(temp))
-            using (var tar = new TarWriter(file, TarEntryFormat.Gnu, leaveOpen: true))
+            using (var tar = new LayerTarWriter(file, leaveOpen: true, hashLayer: false))
             {
                 foreach (var (d, dirUid, dirGid) in newDirs)
-                    await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = dirUid, Gid = dirGid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
+                    await tar.WriteEntryAsync(NewDirectory(d, dirUid, dirGid), null, ct).ConfigureAwait(false);
                 foreach (var (item, target, asDir) in targets)
                 {
                     switch (item)
@@ -292,11 +294,12 @@ public sealed partial class BuildExecutor
                         case UrlItem u:
                             using (var data = File.OpenRead(u.TempFile))
                             {
-                                var entry = new GnuTarEntry(TarEntryType.RegularFile, target.TrimStart('/'))
+                                var entry = new LayerEntry
                                 {
-                                    Mode = (UnixFileMode)0x180, Uid = uid, Gid = gid, ModificationTime = u.ModifiedTime, DataStream = data,
+                                    Path = TarPath(target), Type = LayerEntryType.RegularFile, Mode = 0x180, Uid = uid, Gid = gid,
+                                    ModificationTime = u.ModifiedTime, Size = data.Length,
                                 };
-                                await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
+                                await tar.WriteEntryAsync(entry, data, ct).ConfigureAwait(false);
                             }
                             break;
                         case ImageItem img:
@@ -304,6 +307,7 @@ public sealed partial class BuildExecutor
                             break;
                     }
                 }
+                await tar.FinishAsync(ct).ConfigureAwait(false);
             }
             using (var upload = File.OpenRead(temp))
                 await _engine.PutArchiveAsync(containerId, "/", upload, ct).ConfigureAwait(false);
@@ -337,11 +341,14 @@ public sealed partial class BuildExecutor
         var matches = new List<string>();
         if (await _engine.StatPathAsync(containerId, prefix, ct).ConfigureAwait(false) is not { IsDirectory: true }) return matches;
         using var stream = await _engine.GetArchiveAsync(containerId, prefix, ct).ConfigureAwait(false);
-        using var reader = new TarReader(stream);
+        var reader = new LayerTarReader(stream, leaveOpen: true, source: "the engine's archive of " + prefix, namesAsWritten: true);
+        await using var readerScope = reader.ConfigureAwait(false);
         string? root = null;
-        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        while (await reader.ReadNextAsync(ct).ConfigureAwait(false) is not null)
         {
-            var name = entry.Name.Trim('/');
+            // Names are compared as the engine wrote them; one that is not UTF-8 shows as \xNN (it cannot be asked
+            // for by name through the engine's API, see below).
+            var name = LayerPath.Display(reader.NameAsWritten.Span).Trim('/');
             if (root is null)
             {
                 root = name; // the directory itself: "out" for /out, "" for /
@@ -352,7 +359,10 @@ public sealed partial class BuildExecutor
             var rel = prefixRel.Length == 0 ? sub : prefixRel + "/" + sub;
             // The engine's init layer puts /.dockerenv in every container; it is no part of the image.
             if (rel == ".dockerenv") continue;
-            if (GoGlob.IsMatch(relPattern, rel)) matches.Add("/" + rel);
+            if (!GoGlob.IsMatch(relPattern, rel)) continue;
+            if (!System.Text.Unicode.Utf8.IsValid(reader.NameAsWritten.Span))
+                throw new BuildException($"COPY --from: the pattern {pattern} matches /{rel}, whose name is not UTF-8, which the engine's archive API cannot name; copy a directory above it instead");
+            matches.Add("/" + rel);
         }
         // Go's Walk order: by name within each directory.
         matches.Sort((a, b) => string.CompareOrdinal(a.Replace('/', '\0'), b.Replace('/', '\0')));
@@ -383,21 +393,30 @@ public sealed partial class BuildExecutor
         return mode;
     }
 
-    private static async Task WriteContextEntryAsync(TarWriter tar, ContextEntry e, string name, int uid, int gid, CancellationToken ct)
+    /// <summary>A path of the step's tar (relative to the container's root) from an absolute or relative path.</summary>
+    private static LayerPath TarPath(string path) => LayerPath.Parse(path.TrimStart('/'));
+
+    private static LayerEntry NewDirectory(string path, int uid, int gid) => new()
     {
+        Path = TarPath(path), Type = LayerEntryType.Directory, Mode = DirMode, Uid = uid, Gid = gid, ModificationTime = DateTimeOffset.UtcNow,
+    };
+
+    private static async Task WriteContextEntryAsync(LayerTarWriter tar, ContextEntry e, string name, int uid, int gid, CancellationToken ct)
+    {
+        var entry = new LayerEntry { Path = TarPath(name), Type = LayerEntryType.Directory, Mode = (int)e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime };
         switch (e.Kind)
         {
             case EntryKind.Directory:
-                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, name) { Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime }, ct).ConfigureAwait(false);
+                await tar.WriteEntryAsync(entry, null, ct).ConfigureAwait(false);
                 break;
             case EntryKind.Symlink:
-                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.SymbolicLink, name) { LinkName = e.LinkTarget!, Mode = e.Mode, Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime }, ct).ConfigureAwait(false);
+                await tar.WriteEntryAsync(entry with { Type = LayerEntryType.Symlink, LinkTarget = Encoding.UTF8.GetBytes(e.LinkTarget!) }, null, ct).ConfigureAwait(false);
                 break;
             default:
                 using (var data = File.OpenRead(e.FullPath))
                 {
-                    var entry = new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = AfterChown(e.Mode), Uid = uid, Gid = gid, ModificationTime = e.ModifiedTime, DataStream = data };
-                    await tar.WriteEntryAsync(entry, ct).ConfigureAwait(false);
+                    var file = entry with { Type = LayerEntryType.RegularFile, Mode = (int)AfterChown(e.Mode), Size = data.Length };
+                    await tar.WriteEntryAsync(file, data, ct).ConfigureAwait(false);
                 }
                 break;
         }
@@ -406,40 +425,41 @@ public sealed partial class BuildExecutor
     /// <summary>
     /// Streams a path out of another image's container into the step's tar, renamed to the target. Owners and
     /// modes are kept, as docker keeps them (numeric ids, whether or not the image names them); with --chown
-    /// every entry gets that owner and loses what a chown clears.
+    /// every entry gets that owner and loses what a chown clears. Names and link targets are kept byte for byte
+    /// (a name need not be UTF-8).
     /// </summary>
-    private async Task CopyFromImageAsync(TarWriter tar, string fromContainer, string path, string target, bool asDir, (int Uid, int Gid)? chown, CancellationToken ct)
+    private async Task CopyFromImageAsync(LayerTarWriter tar, string fromContainer, string path, string target, bool asDir, (int Uid, int Gid)? chown, CancellationToken ct)
     {
         using var stream = await _engine.GetArchiveAsync(fromContainer, path, ct).ConfigureAwait(false);
-        using var reader = new TarReader(stream);
-        while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        var reader = new LayerTarReader(stream, leaveOpen: true, source: "the engine's archive of " + path, namesAsWritten: true);
+        await using var readerScope = reader.ConfigureAwait(false);
+        var targetBytes = Encoding.UTF8.GetBytes(target.TrimStart('/'));
+        // The engine names every entry below the path's own name ("dir", "dir/a"): the first component goes, the
+        // rest is put under the target (a directory) or is the target (a file).
+        LayerPath? Map(ReadOnlySpan<byte> name)
         {
-            string? Map(string name)
+            var n = name.TrimEnd((byte)'/');
+            var slash = n.IndexOf((byte)'/');
+            var rel = slash < 0 ? [] : n[(slash + 1)..];
+            if (!asDir) return LayerPath.FromBytes(targetBytes);
+            if (rel.IsEmpty) return null;
+            return LayerPath.FromBytes(targetBytes.Length == 0 ? rel : [.. targetBytes, (byte)'/', .. rel]);
+        }
+        while (await reader.ReadNextAsync(ct).ConfigureAwait(false) is { } entry)
+        {
+            if (Map(reader.NameAsWritten.Span) is not { } mapped) continue;
+            var copy = entry with
             {
-                var n = name.TrimEnd('/');
-                var slash = n.IndexOf('/', StringComparison.Ordinal);
-                var rel = slash < 0 ? "" : n[(slash + 1)..];
-                if (asDir) return rel.Length == 0 ? null : JoinPath(target, rel).TrimStart('/');
-                return target.TrimStart('/');
-            }
-            var mapped = Map(entry.Name);
-            if (mapped is null) continue;
-            var copy = new GnuTarEntry(entry.EntryType is TarEntryType.V7RegularFile ? TarEntryType.RegularFile : entry.EntryType, mapped)
-            {
-                Mode = chown is null || entry.EntryType == TarEntryType.Directory ? entry.Mode : AfterChown(entry.Mode),
+                Path = mapped,
+                Mode = chown is null || entry.Type == LayerEntryType.Directory ? entry.Mode : (int)AfterChown((UnixFileMode)entry.Mode),
                 Uid = chown?.Uid ?? entry.Uid,
                 Gid = chown?.Gid ?? entry.Gid,
-                ModificationTime = entry.ModificationTime,
+                // As the classic builder's own copy: numeric owners only (it never writes the image's names).
+                UserName = "",
+                GroupName = "",
             };
-            if (entry.EntryType == TarEntryType.SymbolicLink) copy.LinkName = entry.LinkName;
-            else if (entry.EntryType == TarEntryType.HardLink) copy.LinkName = Map(entry.LinkName) ?? entry.LinkName;
-            if (entry.EntryType is TarEntryType.BlockDevice or TarEntryType.CharacterDevice)
-            {
-                copy.DeviceMajor = ((PosixTarEntry)entry).DeviceMajor;
-                copy.DeviceMinor = ((PosixTarEntry)entry).DeviceMinor;
-            }
-            if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile) copy.DataStream = entry.DataStream;
-            await tar.WriteEntryAsync(copy, ct).ConfigureAwait(false);
+            if (entry.Type == LayerEntryType.HardLink && Map(entry.LinkTarget) is { } linked) copy = copy with { LinkTarget = linked.Bytes.ToArray() };
+            await tar.WriteEntryAsync(copy, entry.Type == LayerEntryType.RegularFile ? reader.Content : null, ct).ConfigureAwait(false);
         }
     }
 
@@ -501,9 +521,10 @@ public sealed partial class BuildExecutor
         if (!stat.IsSymlink) return stat.IsDirectory ? AddArchive.ImagePath.Directory : new AddArchive.ImagePath(true, false, null);
         // The stat's target is resolved from the container's root; the extraction follows the link as written.
         using var stream = await _engine.GetArchiveAsync(containerId, path, ct).ConfigureAwait(false);
-        using var reader = new TarReader(stream);
-        var entry = await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false);
-        return entry is { EntryType: TarEntryType.SymbolicLink } ? new AddArchive.ImagePath(true, false, entry.LinkName) : new AddArchive.ImagePath(true, false, null);
+        var reader = new LayerTarReader(stream, leaveOpen: true, source: "the engine's archive of " + path, namesAsWritten: true);
+        await using var readerScope = reader.ConfigureAwait(false);
+        var entry = await reader.ReadNextAsync(ct).ConfigureAwait(false);
+        return entry is { Type: LayerEntryType.Symlink } ? new AddArchive.ImagePath(true, false, Encoding.UTF8.GetString(entry.LinkTarget)) : new AddArchive.ImagePath(true, false, null);
     }
 
     /// <summary>Resolves <c>user[:group]</c>: numbers as they are, names in the image's /etc/passwd and /etc/group.</summary>
@@ -542,10 +563,10 @@ public sealed partial class BuildExecutor
     {
         if (await _engine.StatPathAsync(containerId, path, ct).ConfigureAwait(false) is null) return null;
         using var stream = await _engine.GetArchiveAsync(containerId, path, ct).ConfigureAwait(false);
-        using var reader = new TarReader(stream);
-        var entry = await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false);
-        if (entry?.DataStream is null) return null;
-        using var text = new StreamReader(entry.DataStream);
+        var reader = new LayerTarReader(stream, leaveOpen: true, source: "the engine's archive of " + path, namesAsWritten: true);
+        await using var readerScope = reader.ConfigureAwait(false);
+        if (await reader.ReadNextAsync(ct).ConfigureAwait(false) is not { Type: LayerEntryType.RegularFile }) return null;
+        using var text = new StreamReader(reader.Content);
         return await text.ReadToEndAsync(ct).ConfigureAwait(false);
     }
 
@@ -562,10 +583,11 @@ public sealed partial class BuildExecutor
         if (missing.Count == 0) return;
         missing.Reverse();
         using var buffer = new MemoryStream();
-        using (var tar = new TarWriter(buffer, TarEntryFormat.Gnu, leaveOpen: true))
+        using (var tar = new LayerTarWriter(buffer, leaveOpen: true, hashLayer: false))
         {
             foreach (var d in missing)
-                await tar.WriteEntryAsync(new GnuTarEntry(TarEntryType.Directory, d.TrimStart('/')) { Mode = DirMode, Uid = uid, Gid = gid, ModificationTime = DateTimeOffset.UtcNow }, ct).ConfigureAwait(false);
+                await tar.WriteEntryAsync(NewDirectory(d, uid, gid), null, ct).ConfigureAwait(false);
+            await tar.FinishAsync(ct).ConfigureAwait(false);
         }
         buffer.Position = 0;
         await _engine.PutArchiveAsync(containerId, "/", buffer, ct).ConfigureAwait(false);

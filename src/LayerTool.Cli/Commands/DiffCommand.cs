@@ -3,6 +3,7 @@ using System.Text.Json;
 using LayerTool.Docker.Images;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 using LayerTool.Image.Reports;
 
 namespace LayerTool.Cli.Commands;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO.Pipelines;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 using LayerTool.Registry;
 using LayerTool.Registry.Extract;
 

@@ -1,10 +1,11 @@
 using System.Diagnostics;
-using System.Formats.Tar;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Docker.Dind;
 
@@ -244,31 +245,34 @@ public static class DindImageBuilder
     {
         await using (destination.ConfigureAwait(false))
         {
-            var tar = new TarWriter(destination, TarEntryFormat.Pax, leaveOpen: true);
+            var tar = new LayerTarWriter(destination, leaveOpen: true, hashLayer: false);
             await using (tar.ConfigureAwait(false))
             {
-                const UnixFileMode file = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-                const UnixFileMode exe = file | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+                const int file = 0x1A4; // 0644
+                const int exe = 0x1ED; // 0755
                 await AddFileAsync(tar, Path.Combine(root, DockerfileName), DockerfileName, file, cancellationToken).ConfigureAwait(false);
                 await AddFileAsync(tar, Path.Combine(root, EntrypointName), EntrypointName, exe, cancellationToken).ConfigureAwait(false);
                 await AddFileAsync(tar, binary, BinaryInContext, exe, cancellationToken).ConfigureAwait(false);
+                await tar.FinishAsync(cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    private static async Task AddFileAsync(TarWriter tar, string path, string name, UnixFileMode mode, CancellationToken cancellationToken)
+    private static async Task AddFileAsync(LayerTarWriter tar, string path, string name, int mode, CancellationToken cancellationToken)
     {
         var data = File.OpenRead(path);
         await using (data.ConfigureAwait(false))
         {
-            var entry = new PaxTarEntry(TarEntryType.RegularFile, name)
+            var entry = new LayerEntry
             {
+                Path = LayerPath.Parse(name),
+                Type = LayerEntryType.RegularFile,
                 Mode = mode,
+                Size = data.Length,
                 // Fixed times: the builder's cache key for COPY is content only, but keep the tar stable too.
                 ModificationTime = DateTimeOffset.UnixEpoch,
-                DataStream = data,
             };
-            await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            await tar.WriteEntryAsync(entry, data, cancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -1,7 +1,7 @@
-using System.Formats.Tar;
 using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
 using LayerTool.Image;
+using LayerTool.Image.Formats;
 using ImageConfig = LayerTool.Image.ImageConfig;
 
 namespace LayerTool.Docker.Images;
@@ -47,19 +47,12 @@ internal static class EmptyImageSave
         });
 
         var archive = new MemoryStream();
-        using (var writer = new TarWriter(archive, TarEntryFormat.Pax, leaveOpen: true))
-        {
-            Add(writer, configName, config.Bytes.ToArray());
-            Add(writer, "manifest.json", System.Text.Encoding.UTF8.GetBytes(manifest.ToJsonString()));
-        }
+        var writer = new TarArchiveWriter(archive, DateTimeOffset.UnixEpoch);
+        writer.AddFile(configName, config.Bytes.Span);
+        writer.AddFile("manifest.json", System.Text.Encoding.UTF8.GetBytes(manifest.ToJsonString()));
+        writer.Finish();
         archive.Position = 0;
         return archive;
-    }
-
-    private static void Add(TarWriter writer, string name, byte[] data)
-    {
-        using var content = new MemoryStream(data, writable: false);
-        writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = content, ModificationTime = DateTimeOffset.UnixEpoch });
     }
 
     private static string Time(DateTime time) =>

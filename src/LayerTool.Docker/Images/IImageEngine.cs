@@ -20,7 +20,7 @@ public interface IImageEngine
     /// Streams the flattened filesystem of an image, as <c>docker export</c> of a container that is
     /// created from it and never started, into <paramref name="read"/>. The container is labelled and
     /// always removed, also when <paramref name="read"/> throws or the operation is cancelled. Note
-    /// the engine's init layer: some paths (<see cref="LayerTool.Image.Layers.InitPathOverlay.DefaultPaths"/>) show the engine's stubs, not
+    /// the engine's init layer: some paths (<see cref="LayerTool.Image.Layers.Diff.InitPathOverlay.DefaultPaths"/>) show the engine's stubs, not
     /// the image's files.
     /// </summary>
     Task<T> ExportImageFilesystemAsync<T>(string imageId, Func<Stream, CancellationToken, Task<T>> read, CancellationToken cancellationToken);

@@ -1,5 +1,7 @@
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Docker.Overlay2;
 

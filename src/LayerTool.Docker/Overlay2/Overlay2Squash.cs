@@ -3,6 +3,9 @@ using LayerTool.Docker.Images;
 using LayerTool.Docker.Squash;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 using LayerTool.Image.Squash;
 
 namespace LayerTool.Docker.Overlay2;

@@ -3,6 +3,7 @@ using LayerTool.Docker.Overlay2;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Rebase;
 using LayerTool.Image.Squash;
 

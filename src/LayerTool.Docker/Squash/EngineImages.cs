@@ -3,6 +3,7 @@ using LayerTool.Docker.Overlay2;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Squash;
 
 namespace LayerTool.Docker.Squash;

@@ -3,6 +3,7 @@ using LayerTool.Docker.Sweep;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 using LayerTool.Image.Squash;
 
 namespace LayerTool.Docker.Squash;

@@ -2,6 +2,8 @@ using LayerTool.Docker.Images;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Squash;
 
 namespace LayerTool.Docker.Squash;

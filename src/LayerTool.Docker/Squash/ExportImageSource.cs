@@ -2,6 +2,10 @@ using LayerTool.Docker.Images;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Docker.Squash;
 

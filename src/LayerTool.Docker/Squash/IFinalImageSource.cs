@@ -1,6 +1,8 @@
 using LayerTool.Docker.Images;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Docker.Squash;
 

@@ -7,9 +7,10 @@ namespace LayerTool.Image.Formats;
 /// <summary>
 /// Writes the container tar of an image archive (ustar headers, short ASCII names) to a seekable stream.
 /// A member of unknown length is streamed in after a placeholder header that is patched with its size
-/// once the data has passed, so a layer is never buffered.
+/// once the data has passed, so a layer is never buffered. The one writer of archive tars (a layer's or a build
+/// context's tar is written by <see cref="Layers.Tar.LayerTarWriter"/>).
 /// </summary>
-internal sealed class TarArchiveWriter
+public sealed class TarArchiveWriter
 {
     private const int Block = 512;
     private readonly Stream _output;
@@ -18,6 +19,7 @@ internal sealed class TarArchiveWriter
 
     public TarArchiveWriter(Stream output, DateTimeOffset modificationTime)
     {
+        ArgumentNullException.ThrowIfNull(output);
         if (!output.CanSeek)
         {
             throw new ArgumentException("The archive is written to a seekable stream.", nameof(output));
@@ -48,6 +50,7 @@ internal sealed class TarArchiveWriter
     /// <summary>Streams <paramref name="data"/> into a member, returning the sha256 and the length of what was written.</summary>
     public async Task<(Digest Digest, long Size)> AddStreamAsync(string name, Stream data, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(data);
         Claim(name);
         var headerAt = _output.Position;
         WriteHeader(name, '0', 0, 0x1a4);

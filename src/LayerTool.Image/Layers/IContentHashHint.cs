@@ -1,3 +1,5 @@
+using LayerTool.Image.Layers.Diff;
+
 namespace LayerTool.Image.Layers;
 
 /// <summary>

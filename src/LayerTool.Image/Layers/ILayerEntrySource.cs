@@ -1,3 +1,5 @@
+using LayerTool.Image.Layers.Tar;
+
 namespace LayerTool.Image.Layers;
 
 /// <summary>

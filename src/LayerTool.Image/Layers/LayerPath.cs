@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Unicode;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Image.Layers;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Image.Rebase;
 

@@ -1,4 +1,5 @@
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Image.Rebase;
 

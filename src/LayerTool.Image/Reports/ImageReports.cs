@@ -1,4 +1,6 @@
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Image.Reports;
 

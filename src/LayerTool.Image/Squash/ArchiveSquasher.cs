@@ -1,5 +1,7 @@
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 
 namespace LayerTool.Image.Squash;
 

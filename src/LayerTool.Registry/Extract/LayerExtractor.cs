@@ -1,6 +1,7 @@
 using System.Text;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Registry.Extract;
 

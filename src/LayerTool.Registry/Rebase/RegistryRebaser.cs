@@ -1,6 +1,8 @@
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 using LayerTool.Image.Rebase;
 using LayerTool.Image.Squash;
 using LayerTool.Registry.Blobs;

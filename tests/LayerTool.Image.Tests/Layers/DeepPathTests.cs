@@ -1,6 +1,8 @@
 using System.Text;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Reports;
 using LayerTool.Image.Tests.Formats;
 

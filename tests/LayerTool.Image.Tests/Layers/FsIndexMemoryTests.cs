@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 using Xunit.Abstractions;
 
 namespace LayerTool.Image.Tests.Layers;

@@ -1,5 +1,9 @@
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+using LayerTool.Image.Reports;
 
 namespace LayerTool.Image.Tests.Layers;
 

@@ -1,5 +1,9 @@
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Image.Tests.Layers;
 

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.Image.Tests.Layers;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 using LayerTool.Image.Rebase;
 using static LayerTool.Image.Tests.Rebase.RebaseTestImages;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Tests.Layers;
 
 namespace LayerTool.Image.Tests.Rebase;

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Squash;
 using LayerTool.Image.Tests.Formats;
 using LayerTool.Image.Tests.Layers;

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 
 namespace LayerTool.IntegrationTests.Rebase;
 

@@ -1,6 +1,8 @@
 using LayerTool.Cli;
 using LayerTool.Docker.Images;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.IntegrationTests.Rebase;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using LayerTool.Cli;
 using LayerTool.Image;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
 using LayerTool.IntegrationTests.Registry;
 
 namespace LayerTool.IntegrationTests.Rebase;

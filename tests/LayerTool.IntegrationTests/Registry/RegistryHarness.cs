@@ -3,6 +3,7 @@ using LayerTool.Cli;
 using LayerTool.Image;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
 
 namespace LayerTool.IntegrationTests.Registry;
 

@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 using LayerTool.Image.Reports;
 
 namespace LayerTool.IntegrationTests.Squash;

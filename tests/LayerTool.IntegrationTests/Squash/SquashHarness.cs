@@ -2,6 +2,9 @@ using LayerTool.Cli;
 using LayerTool.Docker.Images;
 using LayerTool.Image.Formats;
 using LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
 using LayerTool.Image.Reports;
 
 namespace LayerTool.IntegrationTests.Squash;

@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>
 /// <see cref="LayerVerifier"/>'s check as streams: the base with the layer applied (<see cref="LayerMerge"/>)

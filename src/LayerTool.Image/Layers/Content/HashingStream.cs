@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Content;
 
 /// <summary>A pass-through stream that computes the SHA-256 of everything read from or written to it.</summary>
 internal sealed class HashingStream(Stream inner, bool leaveOpen) : Stream

@@ -1,4 +1,4 @@
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// One path of a filesystem index: its metadata, the SHA-256 of its content (regular files), and, for

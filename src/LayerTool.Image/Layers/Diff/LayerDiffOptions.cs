@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>Re-opens the content of a regular file of the final filesystem by path.</summary>
 /// <remarks>

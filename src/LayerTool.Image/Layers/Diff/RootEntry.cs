@@ -1,4 +1,6 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>
 /// The root directory's own entry (<c>./</c>) of an image, as its layers give it: a layer written in walk order

@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Content;
 
 /// <summary>Ready-made <see cref="ContentReopener"/>s.</summary>
 public static class ContentReopeners

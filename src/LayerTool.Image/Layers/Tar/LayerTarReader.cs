@@ -1,16 +1,18 @@
 using System.Buffers;
 using System.Text;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Tar;
 
 /// <summary>
 /// Streams the entries of an uncompressed layer tar: ustar, GNU long names/links (<c>L</c>/<c>K</c>),
 /// PAX extended and global headers (<c>x</c>/<c>g</c>: path, linkpath, size, uid, gid, uname, gname,
 /// mtime with fractions, <c>SCHILY.xattr.*</c>, <c>LIBARCHIVE.xattr.*</c>) and base-256 numbers.
-/// Sparse files are refused.
+/// Sparse files are refused. The one tar reader of LayerTool apart from the archive index: with
+/// <c>namesAsWritten</c> it also reads tars that are not layers (an archive ADD extracts, the engine's archive of a
+/// path, a <c>docker save</c> stream).
 /// </summary>
 /// <remarks>
-/// Written by hand on purpose: System.Formats.Tar and SharpZipLib decode entry names as UTF-8, so a
+/// Written by hand on purpose: .NET's own TarReader and SharpZipLib decode entry names as UTF-8, so a
 /// non-UTF-8 name (legal on Linux, and common in Go-written tars, which fall back to the GNU format for
 /// such names) comes back with U+FFFD in it and can never be written back as it was. A layer must
 /// round-trip every name byte for byte, so this reader keeps names, link targets and xattr values as
@@ -24,6 +26,7 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     private readonly Stream _stream;
     private readonly Stream _inner;
     private readonly bool _leaveOpen;
+    private readonly bool _asWritten;
     private readonly byte[] _block = new byte[BlockSize];
     private readonly Dictionary<string, byte[]> _global = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _names = new(StringComparer.Ordinal);
@@ -39,7 +42,11 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
     /// <param name="leaveOpen">Leave <paramref name="stream"/> open when this reader is disposed.</param>
     /// <param name="source">Names the tar in errors (e.g. "image.tar: layer 2 of 5"); by default the name a
     /// layer's <see cref="Formats.VerifyingStream"/> carries, if <paramref name="stream"/> is one.</param>
-    public LayerTarReader(Stream stream, bool leaveOpen = false, string? source = null)
+    /// <param name="namesAsWritten">For a tar that is not a layer (an archive that ADD extracts, the engine's archive
+    /// of a path, an image archive): an absolute name, or one whose <c>..</c> climbs above the root, is confined to
+    /// the root instead of refused; parents are not followed through the tar's own symlinks; a hard link's
+    /// <see cref="LayerEntry.LinkTarget"/> is its target as written. <see cref="NameAsWritten"/> has the exact name.</param>
+    public LayerTarReader(Stream stream, bool leaveOpen = false, string? source = null, bool namesAsWritten = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Source = source ?? (stream as Formats.VerifyingStream)?.What;
@@ -48,7 +55,12 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
         _stream = stream.CanSeek || stream is BufferedStream ? stream : new BufferedStream(stream, 1 << 16);
         _inner = stream;
         _leaveOpen = leaveOpen;
+        _asWritten = namesAsWritten;
     }
+
+    /// <summary>The current entry's name exactly as the tar holds it (after PAX and GNU long names, before any
+    /// cleaning: a directory's trailing slash, a leading <c>./</c> or <c>/</c> are kept).</summary>
+    public ReadOnlyMemory<byte> NameAsWritten { get; private set; }
 
     /// <summary>The current entry's content (valid until the next <see cref="ReadNextAsync"/>).</summary>
     public Stream Content => (Stream?)_content ?? Stream.Null;
@@ -129,7 +141,8 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
                 default:
                     break;
             }
-            var entry = FollowLinkedParents(BuildEntry(flag, size, pax, longName, longLink, headerOffset), headerOffset);
+            var entry = BuildEntry(flag, size, pax, longName, longLink, headerOffset);
+            if (!_asWritten) entry = FollowLinkedParents(entry, headerOffset);
             var dataSize = EffectiveSize(size, pax);
             _remaining = dataSize;
             _padding = Pad(dataSize);
@@ -263,7 +276,10 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
         if (pax is not null && pax.Keys.Any(k => k.StartsWith("GNU.sparse.", StringComparison.Ordinal)))
             throw new ImageFormatException($"'{display}': PAX sparse files are not supported in layers (offset {offset})");
 
-        if (!LayerPath.TryClean(rawName, out var path, out var error))
+        NameAsWritten = rawName;
+        LayerPath path;
+        if (_asWritten) path = LayerPath.Confine(rawName);
+        else if (!LayerPath.TryClean(rawName, out path, out var error))
             throw new ImageFormatException($"invalid path '{display}' in layer: {error}");
 
         byte[] link = [];
@@ -272,7 +288,7 @@ public sealed class LayerTarReader : ILayerEntrySource, IDisposable, IAsyncDispo
             var rawLink = Lookup(pax, "linkpath") ?? longLink ?? Field(block.Slice(157, 100)).ToArray();
             if (LayerPath.CheckLimits(rawLink) is { } linkTooLong)
                 throw new ImageFormatException($"'{display}' (entry at offset {offset}): its link target '{LayerPath.Abbreviate(rawLink)}' is too long: {linkTooLong}");
-            if (type == LayerEntryType.HardLink)
+            if (type == LayerEntryType.HardLink && !_asWritten)
             {
                 if (!LayerPath.TryClean(rawLink, out var target, out var linkError) || target.IsRoot)
                     throw new ImageFormatException($"hard link '{display}' points outside the layer's root: '{LayerPath.Abbreviate(rawLink, 256)}' ({linkError ?? "the root itself"})");

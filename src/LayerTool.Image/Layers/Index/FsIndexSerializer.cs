@@ -1,4 +1,6 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Diff;
+
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// Stores an <see cref="FsIndex"/> on disk (the <see cref="FsIndexStore"/> format: records in walk order,

@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>One way two filesystems differ.</summary>
 public sealed record FsDifference(LayerPath Path, string What)

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Tar;
 
 /// <summary>Numeric header fields: octal text or GNU base-256, and PAX decimals.</summary>
 internal static class TarNumbers

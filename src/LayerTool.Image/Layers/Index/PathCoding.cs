@@ -1,4 +1,4 @@
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// Front coding of the paths of an on-disk index or a written-entry log: each path is written as the length of

@@ -1,6 +1,9 @@
 using System.Security.Cryptography;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Tar;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// The merged view of a filesystem (a stack of layers, or a flattened export): every path with its

@@ -1,6 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>A node of the in-memory filesystem tree behind <see cref="FsIndex"/>.</summary>
 internal sealed class FsNode

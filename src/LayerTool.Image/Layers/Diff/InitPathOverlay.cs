@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>A replacement entry for <see cref="InitPathOverlay"/>: what the image's own layers hold at a masked path.</summary>
 /// <param name="Entry">The entry (never a hard link).</param>

@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// A base filesystem with one layer applied, computed as a stream: the base's paths and the layer's entries

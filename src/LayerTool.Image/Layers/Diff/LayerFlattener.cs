@@ -1,4 +1,7 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>
 /// Merges a stack of layer tars into one flattened tar in walk order, like a <c>docker export</c> of the

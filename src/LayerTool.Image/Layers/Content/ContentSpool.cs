@@ -1,9 +1,11 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using LayerTool.Image.Layers.Diff;
+using LayerTool.Image.Layers.Index;
 using Microsoft.Win32.SafeHandles;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Content;
 
 /// <summary>
 /// The content of a layer stack's regular files, copied once into an unlinked temp file as the layers are

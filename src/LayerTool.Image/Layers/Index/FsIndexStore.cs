@@ -1,8 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Diff;
 using Microsoft.Win32.SafeHandles;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>One path of an on-disk index, as read back.</summary>
 /// <param name="Ordinal">0-based position in walk order.</param>

@@ -1,4 +1,8 @@
-namespace LayerTool.Image.Layers;
+using LayerTool.Image.Layers.Content;
+using LayerTool.Image.Layers.Index;
+using LayerTool.Image.Layers.Tar;
+
+namespace LayerTool.Image.Layers.Diff;
 
 /// <summary>
 /// The heart of squash: writes ONE layer that turns a base filesystem into a final one, by a one-pass

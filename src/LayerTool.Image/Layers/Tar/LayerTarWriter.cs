@@ -2,8 +2,9 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Unicode;
+using LayerTool.Image.Layers.Diff;
 
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Tar;
 
 /// <summary>
 /// Writes a layer tar deterministically: ustar headers where the values fit, a PAX header for long or
@@ -23,7 +24,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     private readonly List<WrittenLayerEntry>? _written;
     private readonly Action<WrittenLayerEntry>? _onWritten;
     private readonly bool _hashContent = true;
-    private readonly bool _hashLayer = true;
+    private readonly bool _hashLayer;
     private bool _measuring; // see ForMeasuring
     private byte[]? _digest;
 
@@ -31,11 +32,14 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     /// <param name="leaveOpen">Leave <paramref name="output"/> open when disposed.</param>
     /// <param name="recordEntries">Record every entry written, with the SHA-256 of the content bytes actually
     /// written (see <see cref="WrittenEntries"/>), so the layer can be verified without reading it back.</param>
-    public LayerTarWriter(Stream output, bool leaveOpen = false, bool recordEntries = false)
+    /// <param name="hashLayer">False: no diffID (zeros), for a tar that is only sent somewhere (a build context, the
+    /// files a build step uploads), which then costs no SHA-256.</param>
+    public LayerTarWriter(Stream output, bool leaveOpen = false, bool recordEntries = false, bool hashLayer = true)
     {
         ArgumentNullException.ThrowIfNull(output);
         _output = output;
         _leaveOpen = leaveOpen;
+        _hashLayer = hashLayer;
         if (recordEntries) _written = [];
     }
 
@@ -57,6 +61,15 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
     }
 
     private bool Recording => _written is not null || _onWritten is not null;
+
+    /// <summary>
+    /// Names and link targets of at most 100 bytes go into the header's fields as they are even when they are not
+    /// ASCII, as GNU tar (and .NET's TarWriter in its GNU format) writes them, instead of into a PAX record: for a tar
+    /// whose first entry must fit in its first 1,024 bytes (the engine tells a build context's tar from a
+    /// Dockerfile by reading one header there). Longer names still take a PAX record. Off by default: docker's
+    /// own layers put every non-ASCII name in a PAX record.
+    /// </summary>
+    public bool NamesInHeader { get; init; }
 
     /// <summary>
     /// A writer that writes nothing and reads no content, only adds up <see cref="BytesWritten"/> as the real
@@ -138,7 +151,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         };
     }
 
-    private static byte[] BuildHeaders(LayerEntry entry, long size)
+    private byte[] BuildHeaders(LayerEntry entry, long size)
     {
         var pax = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         var path = entry.Path.IsRoot ? "./"u8.ToArray() : entry.Path.Bytes.ToArray();
@@ -155,7 +168,7 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         if (entry.Type is LayerEntryType.Symlink or LayerEntryType.HardLink)
         {
             var link = entry.LinkTarget;
-            if (link.Length <= 100 && IsAscii(link)) link.CopyTo(h.Slice(157, 100));
+            if (link.Length <= 100 && (NamesInHeader || IsAscii(link))) link.CopyTo(h.Slice(157, 100));
             else
             {
                 pax["linkpath"] = link;
@@ -264,9 +277,9 @@ public sealed class LayerTarWriter : IDisposable, IAsyncDisposable
         BytesWritten += data.Length;
     }
 
-    private static bool TryPutName(Span<byte> h, byte[] path)
+    private bool TryPutName(Span<byte> h, byte[] path)
     {
-        if (!IsAscii(path)) return false;
+        if (!NamesInHeader && !IsAscii(path)) return false;
         if (path.Length <= 100)
         {
             path.CopyTo(h);

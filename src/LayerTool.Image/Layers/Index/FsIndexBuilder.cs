@@ -1,4 +1,4 @@
-namespace LayerTool.Image.Layers;
+namespace LayerTool.Image.Layers.Index;
 
 /// <summary>
 /// Builds an <see cref="FsIndex"/> by applying layers (whiteouts, opaque directories, replacement of
