@@ -5,8 +5,8 @@ using LayerTool.IntegrationTests.Build;
 namespace LayerTool.IntegrationTests;
 
 /// <summary>
-/// README.md's shell examples run as they are written, so the front page cannot go stale: every
-/// <c>```sh</c> block, in order, in one bash script with <c>set -euo pipefail</c>, with the CLI built next to
+/// README.md's shell examples, then those of docs/recipes.md, run as they are written, so the front page cannot go
+/// stale: every <c>```sh</c> block, in order, in one bash script with <c>set -euo pipefail</c>, with the CLI built next to
 /// the tests on PATH as <c>layertool</c>, against the test engine, in a scratch directory holding a copy of
 /// <c>examples/</c>. A block may be left out only with a reason, on the line before it:
 /// <c>&lt;!-- not run: why --&gt;</c>.
@@ -16,19 +16,25 @@ public sealed partial class ReadmeExamplesTests(EngineFixture engine)
 {
     private const string NotRunMarker = "<!-- not run:";
 
-    [Fact]
-    public void Readme_blocks_are_found_and_every_skipped_block_gives_a_reason()
+    /// <summary>The pages whose blocks run, in order (the recipes page goes on from where the README leaves off).</summary>
+    private static readonly string[] Pages = ["README.md", "docs/recipes.md"];
+
+    [Theory]
+    [InlineData("README.md", 4)]
+    [InlineData("docs/recipes.md", 2)]
+    public void Blocks_are_found_and_every_skipped_block_gives_a_reason(string page, int runnable)
     {
-        var blocks = ReadBlocks(File.ReadAllText(Path.Combine(EngineFixture.RepoRoot, "README.md")));
-        blocks.Count(b => b.Run).ShouldBeGreaterThanOrEqualTo(6, "the README's recipes are its runnable examples");
-        foreach (var b in blocks.Where(b => !b.Run)) b.Reason.ShouldNotBeNullOrWhiteSpace($"the block at README.md:{b.Line} is skipped without a reason");
+        var blocks = ReadBlocks(File.ReadAllText(Path.Combine(EngineFixture.RepoRoot, page)));
+        blocks.Count(b => b.Run).ShouldBeGreaterThanOrEqualTo(runnable, $"the recipes of {page} are its runnable examples");
+        foreach (var b in blocks.Where(b => !b.Run)) b.Reason.ShouldNotBeNullOrWhiteSpace($"the block at {page}:{b.Line} is skipped without a reason");
     }
 
     [Fact]
     public async Task Readme_sh_blocks_run_as_written()
     {
-        var readme = File.ReadAllText(Path.Combine(EngineFixture.RepoRoot, "README.md"));
-        var blocks = ReadBlocks(readme).Where(b => b.Run).ToList();
+        var texts = Pages.Select(p => (Page: p, Text: File.ReadAllText(Path.Combine(EngineFixture.RepoRoot, p)))).ToList();
+        var readme = string.Concat(texts.Select(t => t.Text));
+        var blocks = texts.SelectMany(t => ReadBlocks(t.Text).Where(b => b.Run).Select(b => (t.Page, Block: b))).ToList();
         var work = Directory.CreateTempSubdirectory("layertool-readme-");
         var before = await TagsAsync();
         try
@@ -40,8 +46,8 @@ public sealed partial class ReadmeExamplesTests(EngineFixture engine)
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(shim, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
             var script = new StringBuilder("set -euo pipefail\n");
-            foreach (var b in blocks)
-                script.Append("echo '>>> README.md:").Append(b.Line).Append("' >&2\n").Append(b.Text).Append('\n');
+            foreach (var (page, b) in blocks)
+                script.Append("echo '>>> ").Append(page).Append(':').Append(b.Line).Append("' >&2\n").Append(b.Text).Append('\n');
             var scriptPath = Path.Combine(work.FullName, ".readme.sh");
             File.WriteAllText(scriptPath, script.ToString());
 
@@ -54,7 +60,7 @@ public sealed partial class ReadmeExamplesTests(EngineFixture engine)
             };
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
             var run = await EngineFixture.RunAsync("bash", [scriptPath], work.FullName, timeout.Token, environment: env);
-            run.ExitCode.ShouldBe(0, $"a README example failed (the last '>>> README.md:N' names its block)\nstdout:\n{run.StdOut}\nstderr:\n{run.StdErr}");
+            run.ExitCode.ShouldBe(0, $"an example failed (the last '>>> PAGE:N' names its block)\nstdout:\n{run.StdOut}\nstderr:\n{run.StdErr}");
             File.Exists(Path.Combine(work.FullName, "recipe-app.tar")).ShouldBeTrue("the squash recipe writes recipe-app.tar");
             File.Exists(Path.Combine(work.FullName, "out-oci", "index.json")).ShouldBeTrue("the archive recipe writes an OCI layout");
         }

@@ -129,7 +129,15 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
                 if (message.Trace is { } t)
                 {
                     var update = BuildKitStatusDecoder.DecodeBase64(t);
-                    _progress.OnStatus(trace, update, trace.Apply(update));
+                    var touched = trace.Apply(update);
+                    if (build.OnlyFromCache && touched.FirstOrDefault(WouldRun) is { } running)
+                    {
+                        // Stopped before its step runs: this build was wanted only from the cache.
+                        await CancelOnEngineAsync(buildId).ConfigureAwait(false);
+                        _progress.Complete();
+                        throw new BuildException($"{running.Name}: not in the cache (the build was wanted only from the cache)");
+                    }
+                    _progress.OnStatus(trace, update, touched);
                 }
                 if (message.ImageId is { } id)
                 {
@@ -161,6 +169,10 @@ public sealed partial class BuildKitBackend : IBuildBackend, IDisposable
         var (steps, cached) = trace.StepCounts();
         return new StandardBuildResult(imageId, steps, cached);
     }
+
+    /// <summary>A Dockerfile step (not a FROM) that has started without coming from the cache.</summary>
+    private static bool WouldRun(TracedVertex v) =>
+        v.IsStep && v.Started is not null && !v.Cached && !v.Name.Contains("] FROM ", StringComparison.Ordinal);
 
     /// <summary>The query string of one build; <c>pull</c>, memory and cpu limits, <c>rm</c> are never sent.</summary>
     internal static string Query(StandardBuild build, string dockerfileName, string buildId)

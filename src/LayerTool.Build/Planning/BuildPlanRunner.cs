@@ -51,7 +51,16 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
                     case PlanBuild b:
                     {
                         var build = b.Build.RecordBaseOf is { } recorded ? await WithBaseLabelsAsync(b.Build, recorded, cancellationToken).ConfigureAwait(false) : b.Build;
-                        var r = await _backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
+                        StandardBuildResult r;
+                        try
+                        {
+                            r = await _backend.BuildAsync(build, cancellationToken).ConfigureAwait(false);
+                        }
+                        catch (BuildException) when (!cancellationToken.IsCancellationRequested)
+                        {
+                            await TagWhatRanBeforeTheFailureAsync(plan, b, tagged, cancellationToken).ConfigureAwait(false);
+                            throw;
+                        }
                         ids[step.Index] = r.ImageId;
                         if (b.ReplayOf is null)
                         {
@@ -90,6 +99,31 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
         finally
         {
             await CleanupAsync(plan, succeeded ? ids[plan.FinalStep] : null).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// After <paramref name="failed"/> failed: the TAGs that were to replay its fresh cache (under <c>--no-cache</c>) and
+    /// whose steps ran before the failure are built from the cache all the same, as the TAG would have been tagged had
+    /// it run first; one whose steps did not all run is stopped before anything runs, and left out.
+    /// </summary>
+    private async Task TagWhatRanBeforeTheFailureAsync(BuildPlan plan, PlanBuild failed, List<TaggedImage> tagged, CancellationToken ct)
+    {
+        foreach (var replay in plan.Steps.OfType<PlanBuild>().Where(p => p.ReplayOf == failed.Index))
+        {
+            try
+            {
+                var r = await _backend.BuildAsync(replay.Build with { OnlyFromCache = true }, ct).ConfigureAwait(false);
+                foreach (var reference in replay.Tags)
+                {
+                    tagged.Add(new TaggedImage(reference, r.ImageId, replay.Line ?? 0));
+                    log?.Line($" ---> Tagged {BuildLog.ShortId(r.ImageId)} as {reference} (its steps ran before the failure)");
+                }
+            }
+            catch (BuildException)
+            {
+                // Its steps did not all run before the failure: no TAG, as the build never reached it.
+            }
         }
     }
 

@@ -31,6 +31,14 @@ public sealed record StandardBuild(
     /// null: nothing recorded. Set by the planner on the final build only.
     /// </summary>
     public string? RecordBaseOf { get; init; }
+
+    /// <summary>
+    /// Wanted only if every step comes from the builder's cache: a backend that can tell stops the build at the first
+    /// step (other than a FROM) it would run, and throws <see cref="BuildException"/>. Used after a failed build under
+    /// <c>--no-cache</c> for the TAGs that were to replay it: those whose steps ran before the failure are still tagged,
+    /// and nothing runs a second time. A backend that cannot tell builds as usual.
+    /// </summary>
+    public bool OnlyFromCache { get; init; }
 }
 
 /// <summary>The outcome of one standard build.</summary>

@@ -55,6 +55,35 @@ public sealed class BuildKitFailureTests(EngineFixture engine) : IDisposable
     }
 
     [Fact]
+    public async Task Under_no_cache_a_TAG_whose_steps_ran_before_a_failure_is_tagged_and_one_after_it_is_not()
+    {
+        // Under --no-cache a TAG replays the cache of the build that runs its steps; when that build fails, the TAG
+        // whose steps ran is still tagged (as when it runs first), from the cache, and nothing runs twice.
+        var ran = $"layertool-bk-failure-ran:{Guid.NewGuid():N}";
+        var never = $"layertool-bk-failure-never:{Guid.NewGuid():N}";
+        try
+        {
+            var (code, stdout, stderr) = await BuildAsync(
+                $"FROM busybox:latest\nRUN head -c 16 /dev/urandom | od -An -tx1 > /a && echo ran >> /log\nTAG {ran}\nRUN exit 3\nTAG {never}\nRUN true\n", "--no-cache");
+            code.ShouldBe(1, stderr);
+            OneErrorLine(stderr).ShouldContain("RUN exit 3");
+            (await engine.DockerAsync(["images", "-q", ran])).Trim().ShouldNotBeEmpty(stdout);
+            (await engine.DockerAsync(["images", "-q", never])).Trim().ShouldBeEmpty(stdout);
+            (await TaggedAsync()).ShouldBeFalse();
+            stdout.ShouldContain($"as {ran} (its steps ran before the failure)");
+            // The TAG'd image is the failed build's first steps, which ran once.
+            (await engine.DockerAsync(["run", "--rm", "--network", "none", ran, "cat", "/log"])).Trim().ShouldBe("ran");
+            // The failing step failed once: the TAG after it was stopped before it ran again.
+            stdout.Split('\n').Count(l => l.Contains("ERROR: executor failed running [/bin/sh -c exit 3]", StringComparison.Ordinal)).ShouldBe(1, stdout);
+        }
+        finally
+        {
+            foreach (var t in new[] { ran, never })
+                await EngineFixture.RunAsync("docker", ["rmi", t], _dir, CancellationToken.None, null, new Dictionary<string, string> { ["DOCKER_HOST"] = engine.DockerHost });
+        }
+    }
+
+    [Fact]
     public async Task An_unknown_base_is_a_clear_error()
     {
         var (code, _, stderr) = await BuildAsync("FROM layertool-no-such-image:never\nRUN true\n");
