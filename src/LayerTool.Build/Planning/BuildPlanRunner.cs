@@ -124,6 +124,10 @@ public sealed class BuildPlanRunner(IBuildBackend backend, ISquashService squash
             {
                 // Its steps did not all run before the failure: no TAG, as the build never reached it.
             }
+            catch (EngineException) when (!ct.IsCancellationRequested)
+            {
+                // The engine is gone as well: the build's own failure is what the user hears of.
+            }
         }
     }
 
